@@ -1,0 +1,149 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/valetkey/valetkey/internal/store"
+)
+
+const connectionCols = `sc.id, sc.organization_id, sc.collection_id, c.readable_id, sc.name, sc.description, sc.short_name,
+	sc.status, sc.auth_method, sc.config, sc.schedule, sc.authenticated_at, sc.created_at, sc.modified_at`
+
+const connectionFrom = ` FROM source_connections sc JOIN collections c ON c.id = sc.collection_id `
+
+func scanConnection(sc interface{ Scan(...any) error }) (store.SourceConnection, error) {
+	var c store.SourceConnection
+	var config, schedule []byte
+	var authAt sql.NullTime
+	err := sc.Scan(&c.ID, &c.OrganizationID, &c.CollectionID, &c.CollectionRID, &c.Name, &c.Description, &c.ShortName,
+		&c.Status, &c.AuthMethod, &config, &schedule, &authAt, &c.CreatedAt, &c.ModifiedAt)
+	c.Config = json.RawMessage(config)
+	if len(schedule) > 0 {
+		c.Schedule = json.RawMessage(schedule)
+	}
+	c.AuthenticatedAt = timePtr(authAt)
+	c.CreatedAt, c.ModifiedAt = c.CreatedAt.UTC(), c.ModifiedAt.UTC()
+	return c, err
+}
+
+func rawOrNil(r json.RawMessage) any {
+	if len(r) == 0 {
+		return nil
+	}
+	return string(r)
+}
+
+func rawOrEmptyObject(r json.RawMessage) string {
+	if len(r) == 0 {
+		return "{}"
+	}
+	return string(r)
+}
+
+// CreateConnection stores a connection and its credential in one transaction.
+func (s *Store) CreateConnection(ctx context.Context, c store.SourceConnection, cred *store.Credential) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO source_connections (id, organization_id, collection_id, name, description, short_name,
+			status, auth_method, config, schedule, authenticated_at, created_at, modified_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.OrganizationID, c.CollectionID, c.Name, c.Description, c.ShortName, c.Status, c.AuthMethod,
+			rawOrEmptyObject(c.Config), rawOrNil(c.Schedule), utcPtr(c.AuthenticatedAt), utc(c.CreatedAt), utc(c.ModifiedAt))
+		if err != nil {
+			return s.wrap(err, "create connection")
+		}
+		if cred != nil {
+			return s.insertCredential(ctx, tx, *cred)
+		}
+		return nil
+	})
+}
+
+// GetConnection finds a connection by id.
+func (s *Store) GetConnection(ctx context.Context, orgID, id string) (store.SourceConnection, error) {
+	c, err := scanConnection(s.queryRow(ctx, s.db, `SELECT `+connectionCols+connectionFrom+`WHERE sc.organization_id = ? AND sc.id = ?`, orgID, id))
+	return c, s.wrap(err, "source connection")
+}
+
+// ListConnections pages through an organization's connections, oldest first.
+func (s *Store) ListConnections(ctx context.Context, orgID string, f store.ConnectionFilter) ([]store.SourceConnection, error) {
+	q := `SELECT ` + connectionCols + connectionFrom + `WHERE sc.organization_id = ?`
+	args := []any{orgID}
+	if f.CollectionID != "" {
+		q += ` AND sc.collection_id = ?`
+		args = append(args, f.CollectionID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += ` ORDER BY sc.created_at, sc.id LIMIT ? OFFSET ?`
+	args = append(args, limit, f.Skip)
+	rows, err := s.query(ctx, s.db, q, args...)
+	if err != nil {
+		return nil, s.wrap(err, "list connections")
+	}
+	defer rows.Close()
+	out := []store.SourceConnection{}
+	for rows.Next() {
+		c, err := scanConnection(rows)
+		if err != nil {
+			return nil, s.wrap(err, "list connections")
+		}
+		out = append(out, c)
+	}
+	return out, s.wrap(rows.Err(), "list connections")
+}
+
+// UpdateConnection is a read-modify-write of one connection (and optionally
+// its credential) in one transaction.
+func (s *Store) UpdateConnection(ctx context.Context, orgID, id string, update func(c *store.SourceConnection) (*store.Credential, error)) (store.SourceConnection, error) {
+	var out store.SourceConnection
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		c, err := scanConnection(s.queryRow(ctx, tx, `SELECT `+connectionCols+connectionFrom+`WHERE sc.organization_id = ? AND sc.id = ?`+s.f.forUpdate, orgID, id))
+		if err != nil {
+			return s.wrap(err, "source connection")
+		}
+		cred, err := update(&c)
+		if err != nil {
+			return err
+		}
+		if c.ID != id || c.OrganizationID != orgID {
+			return fmt.Errorf("store: update connection: id and organization cannot change: %w", store.ErrConflict)
+		}
+		_, err = s.exec(ctx, tx, `UPDATE source_connections SET collection_id = ?, name = ?, description = ?, status = ?, auth_method = ?,
+			config = ?, schedule = ?, authenticated_at = ?, modified_at = ? WHERE organization_id = ? AND id = ?`,
+			c.CollectionID, c.Name, c.Description, c.Status, c.AuthMethod, rawOrEmptyObject(c.Config), rawOrNil(c.Schedule),
+			utcPtr(c.AuthenticatedAt), utc(c.ModifiedAt), orgID, id)
+		if err != nil {
+			return s.wrap(err, "update connection")
+		}
+		if cred != nil {
+			if _, err := s.exec(ctx, tx, `DELETE FROM credentials WHERE organization_id = ? AND source_connection_id = ?`, orgID, id); err != nil {
+				return s.wrap(err, "replace credential")
+			}
+			if err := s.insertCredential(ctx, tx, *cred); err != nil {
+				return err
+			}
+		}
+		out = c
+		return nil
+	})
+	return out, err
+}
+
+// DeleteConnection removes a connection and erases its credential.
+func (s *Store) DeleteConnection(ctx context.Context, orgID, id string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `DELETE FROM credentials WHERE organization_id = ? AND source_connection_id = ?`, orgID, id); err != nil {
+			return s.wrap(err, "delete credential")
+		}
+		res, err := s.exec(ctx, tx, `DELETE FROM source_connections WHERE organization_id = ? AND id = ?`, orgID, id)
+		if err != nil {
+			return s.wrap(err, "delete connection")
+		}
+		return checkAffected(res, "source connection")
+	})
+}

@@ -1,0 +1,109 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/valetkey/valetkey/internal/store"
+)
+
+// CreateOrganization inserts an organization.
+func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`,
+		o.ID, o.Name, utc(o.CreatedAt))
+	return s.wrap(err, "create organization")
+}
+
+// GetOrganization finds an organization by id or by name.
+func (s *Store) GetOrganization(ctx context.Context, idOrName string) (store.Organization, error) {
+	var o store.Organization
+	err := s.queryRow(ctx, s.db, `SELECT id, name, created_at FROM organizations WHERE id = ? OR name = ? ORDER BY created_at LIMIT 1`,
+		idOrName, idOrName).Scan(&o.ID, &o.Name, &o.CreatedAt)
+	o.CreatedAt = o.CreatedAt.UTC()
+	return o, s.wrap(err, "organization")
+}
+
+// ListOrganizations lists every organization, oldest first.
+func (s *Store) ListOrganizations(ctx context.Context) ([]store.Organization, error) {
+	rows, err := s.query(ctx, s.db, `SELECT id, name, created_at FROM organizations ORDER BY created_at, id`)
+	if err != nil {
+		return nil, s.wrap(err, "list organizations")
+	}
+	defer rows.Close()
+	var out []store.Organization
+	for rows.Next() {
+		var o store.Organization
+		if err := rows.Scan(&o.ID, &o.Name, &o.CreatedAt); err != nil {
+			return nil, s.wrap(err, "list organizations")
+		}
+		o.CreatedAt = o.CreatedAt.UTC()
+		out = append(out, o)
+	}
+	return out, s.wrap(rows.Err(), "list organizations")
+}
+
+// CountOrganizations counts organizations.
+func (s *Store) CountOrganizations(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM organizations`).Scan(&n)
+	return n, s.wrap(err, "count organizations")
+}
+
+const apiKeyCols = `id, organization_id, name, prefix, key_hash, created_at, last_used_at, revoked_at`
+
+func scanAPIKey(sc interface{ Scan(...any) error }) (store.APIKey, error) {
+	var k store.APIKey
+	var used, revoked sql.NullTime
+	err := sc.Scan(&k.ID, &k.OrganizationID, &k.Name, &k.Prefix, &k.Hash, &k.CreatedAt, &used, &revoked)
+	k.CreatedAt = k.CreatedAt.UTC()
+	k.LastUsedAt, k.RevokedAt = timePtr(used), timePtr(revoked)
+	return k, err
+}
+
+// CreateAPIKey stores a key's hash.
+func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
+	_, err := s.exec(ctx, s.db, `INSERT INTO api_keys (`+apiKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`,
+		k.ID, k.OrganizationID, k.Name, k.Prefix, k.Hash, utc(k.CreatedAt))
+	return s.wrap(err, "create api key")
+}
+
+// APIKeyByHash finds an unrevoked key by the hash of its value.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (store.APIKey, error) {
+	k, err := scanAPIKey(s.queryRow(ctx, s.db, `SELECT `+apiKeyCols+` FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`, hash))
+	return k, s.wrap(err, "api key")
+}
+
+// ListAPIKeys lists an organization's keys, revoked ones included.
+func (s *Store) ListAPIKeys(ctx context.Context, orgID string) ([]store.APIKey, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+apiKeyCols+` FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`, orgID)
+	if err != nil {
+		return nil, s.wrap(err, "list api keys")
+	}
+	defer rows.Close()
+	var out []store.APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, s.wrap(err, "list api keys")
+		}
+		out = append(out, k)
+	}
+	return out, s.wrap(rows.Err(), "list api keys")
+}
+
+// RevokeAPIKey marks a key revoked.
+func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time) error {
+	res, err := s.exec(ctx, s.db, `UPDATE api_keys SET revoked_at = ? WHERE organization_id = ? AND id = ? AND revoked_at IS NULL`,
+		utc(at), orgID, id)
+	if err != nil {
+		return s.wrap(err, "revoke api key")
+	}
+	return checkAffected(res, "api key")
+}
+
+// TouchAPIKey records when a key was last used.
+func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	_, err := s.exec(ctx, s.db, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, utc(at), id)
+	return s.wrap(err, "touch api key")
+}

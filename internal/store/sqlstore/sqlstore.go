@@ -1,0 +1,268 @@
+// Package sqlstore implements store.Store over database/sql for the two
+// supported databases: SQLite (modernc.org/sqlite, the embedded default) and
+// Postgres (pgx v5). The SQL is shared; a flavor supplies what differs.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/valetkey/valetkey/internal/store"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// flavor is what differs between the databases.
+type flavor struct {
+	name      string
+	dialect   goose.Dialect
+	forUpdate string // row lock suffix for read-modify-write selects
+	rebind    func(string) string
+	isUnique  func(error) bool
+}
+
+var sqliteFlavor = flavor{
+	name:      "sqlite",
+	dialect:   goose.DialectSQLite3,
+	forUpdate: "", // transactions begin IMMEDIATE: the writer lock is held from the start
+	rebind:    func(q string) string { return q },
+	isUnique: func(err error) bool {
+		var se *sqlite.Error
+		if errors.As(err, &se) {
+			return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		}
+		return false
+	},
+}
+
+var postgresFlavor = flavor{
+	name:      "postgres",
+	dialect:   goose.DialectPostgres,
+	forUpdate: " FOR UPDATE",
+	rebind:    dollarPlaceholders,
+	isUnique: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505"
+	},
+}
+
+// dollarPlaceholders turns ? into $1, $2, ... (no query here has a literal ?).
+func dollarPlaceholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Store is the SQL implementation of store.Store.
+type Store struct {
+	db *sql.DB
+	f  flavor
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to a database URL, "sqlite:PATH" or "postgres://...", and
+// applies pending migrations.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	s, err := Connect(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect opens the database without migrating.
+func Connect(databaseURL string) (*Store, error) {
+	switch {
+	case strings.HasPrefix(databaseURL, "sqlite:"):
+		return connectSQLite(strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//"))
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		db, err := sql.Open("pgx", databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(20)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		return &Store{db: db, f: postgresFlavor}, nil
+	default:
+		return nil, fmt.Errorf("store: database URL must start with sqlite: or postgres:// (got scheme %q)", scheme(databaseURL))
+	}
+}
+
+func scheme(u string) string {
+	if i := strings.Index(u, ":"); i >= 0 {
+		return u[:i]
+	}
+	return ""
+}
+
+func connectSQLite(path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store: sqlite: path is empty")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("store: sqlite: %w", err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_time_format", "sqlite")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	return &Store{db: db, f: sqliteFlavor}, nil
+}
+
+// Flavor names the database: "sqlite" or "postgres".
+func (s *Store) Flavor() string { return s.f.name }
+
+// DB exposes the pool, for tests and for packages that share the database.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Migrate applies every pending migration.
+func (s *Store) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+s.f.name)
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(s.f.dialect, s.db, sub)
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	return q.ExecContext(ctx, s.f.rebind(query), args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	return q.QueryRowContext(ctx, s.f.rebind(query), args...)
+}
+
+func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	return q.QueryContext(ctx, s.f.rebind(query), args...)
+}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// wrap maps driver errors onto the store sentinels.
+func (s *Store) wrap(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case s.f.isUnique(err):
+		return fmt.Errorf("%s: %w", what, store.ErrAlreadyExists)
+	default:
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+}
+
+// utc normalises a time for storage: UTC, microsecond precision (what both
+// databases keep), so values read back compare equal.
+func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func utcPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return utc(*t)
+}
+
+func timePtr(n sql.NullTime) *time.Time {
+	if !n.Valid {
+		return nil
+	}
+	t := n.Time.UTC()
+	return &t
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func checkAffected(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}

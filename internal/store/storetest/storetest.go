@@ -1,0 +1,378 @@
+// Package storetest is the conformance suite every store.Store backend must
+// pass; each backend's tests call RunTests.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/valetkey/valetkey/internal/store"
+)
+
+// RunTests runs the suite; newStore returns an empty, migrated store.
+func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s store.Store)
+	}{
+		{"Organizations", testOrganizations},
+		{"APIKeys", testAPIKeys},
+		{"Collections", testCollections},
+		{"ConnectionsAndCredentials", testConnections},
+		{"UpdateConnectionIsAtomic", testUpdateAtomic},
+		{"ConcurrentUpdatesSerialise", testConcurrentUpdates},
+		{"CrossOrganizationIsNotFound", testCrossOrg},
+		{"ReplaceCiphertextIsCompareAndSwap", testReplaceCiphertext},
+		{"DeleteCollectionCascades", testDeleteCollection},
+		{"Audit", testAudit},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func mustOrg(t *testing.T, s store.Store, name string) store.Organization {
+	t.Helper()
+	o := store.Organization{ID: newID(), Name: name, CreatedAt: now()}
+	if err := s.CreateOrganization(ctx, o); err != nil {
+		t.Fatalf("create org: %v", err)
+	}
+	return o
+}
+
+func mustCollection(t *testing.T, s store.Store, orgID, rid string) store.Collection {
+	t.Helper()
+	c := store.Collection{ID: newID(), OrganizationID: orgID, Name: "Collection " + rid, ReadableID: rid, CreatedAt: now(), ModifiedAt: now()}
+	if err := s.CreateCollection(ctx, c); err != nil {
+		t.Fatalf("create collection: %v", err)
+	}
+	return c
+}
+
+func newConnection(orgID, collID string) store.SourceConnection {
+	return store.SourceConnection{
+		ID: newID(), OrganizationID: orgID, CollectionID: collID, Name: "My Asana", ShortName: "asana",
+		Status: store.StatusActive, AuthMethod: "oauth_token", Config: json.RawMessage(`{"a":1}`), CreatedAt: now(), ModifiedAt: now(),
+	}
+}
+
+func newCredential(orgID, connID string, ct string) *store.Credential {
+	exp := now().Add(time.Hour)
+	return &store.Credential{ID: newID(), OrganizationID: orgID, SourceConnectionID: connID, Kind: "oauth2",
+		Ciphertext: []byte(ct), KeyID: 42, Version: 1, ExpiresAt: &exp, CreatedAt: now(), UpdatedAt: now()}
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want %v", err, target)
+	}
+}
+
+func testOrganizations(t *testing.T, s store.Store) {
+	if n, err := s.CountOrganizations(ctx); err != nil || n != 0 {
+		t.Fatalf("count on empty store = %d, %v", n, err)
+	}
+	o := mustOrg(t, s, "acme")
+	for _, key := range []string{o.ID, "acme"} {
+		got, err := s.GetOrganization(ctx, key)
+		if err != nil || got != o {
+			t.Fatalf("get %q = %+v, %v; want %+v", key, got, err, o)
+		}
+	}
+	wantErr(t, s.CreateOrganization(ctx, store.Organization{ID: newID(), Name: "acme", CreatedAt: now()}), store.ErrAlreadyExists)
+	_, err := s.GetOrganization(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound)
+	mustOrg(t, s, "globex")
+	list, err := s.ListOrganizations(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list = %v, %v", list, err)
+	}
+}
+
+func testAPIKeys(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	k := store.APIKey{ID: newID(), OrganizationID: o.ID, Name: "ci", Prefix: "vk_abcd", Hash: []byte("hash-1"), CreatedAt: now()}
+	if err := s.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.CreateAPIKey(ctx, store.APIKey{ID: newID(), OrganizationID: o.ID, Hash: []byte("hash-1"), CreatedAt: now()}), store.ErrAlreadyExists)
+	got, err := s.APIKeyByHash(ctx, []byte("hash-1"))
+	if err != nil || got.ID != k.ID || !bytes.Equal(got.Hash, k.Hash) || got.RevokedAt != nil {
+		t.Fatalf("by hash = %+v, %v", got, err)
+	}
+	if err := s.TouchAPIKey(ctx, k.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	other := mustOrg(t, s, "globex")
+	wantErr(t, s.RevokeAPIKey(ctx, other.ID, k.ID, now()), store.ErrNotFound)
+	if err := s.RevokeAPIKey(ctx, o.ID, k.ID, now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.APIKeyByHash(ctx, []byte("hash-1"))
+	wantErr(t, err, store.ErrNotFound)
+	list, err := s.ListAPIKeys(ctx, o.ID)
+	if err != nil || len(list) != 1 || list[0].RevokedAt == nil || list[0].LastUsedAt == nil {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+}
+
+func testCollections(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "docs-abc123")
+	got, err := s.GetCollection(ctx, o.ID, "docs-abc123")
+	if err != nil || got != c {
+		t.Fatalf("get = %+v, %v; want %+v", got, err, c)
+	}
+	if got, err := s.GetCollectionByID(ctx, o.ID, c.ID); err != nil || got != c {
+		t.Fatalf("get by id = %+v, %v", got, err)
+	}
+	wantErr(t, s.CreateCollection(ctx, store.Collection{ID: newID(), OrganizationID: o.ID, Name: "x", ReadableID: "docs-abc123", CreatedAt: now(), ModifiedAt: now()}), store.ErrAlreadyExists)
+	// The same readable id in another organization is fine.
+	other := mustOrg(t, s, "globex")
+	mustCollection(t, s, other.ID, "docs-abc123")
+	for i := 0; i < 3; i++ {
+		mustCollection(t, s, o.ID, fmt.Sprintf("more-%d", i))
+	}
+	page, err := s.ListCollections(ctx, o.ID, 1, 2)
+	if err != nil || len(page) != 2 || page[0].ReadableID != "more-0" {
+		t.Fatalf("page = %+v, %v", page, err)
+	}
+}
+
+func testConnections(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c1 := mustCollection(t, s, o.ID, "one")
+	c2 := mustCollection(t, s, o.ID, "two")
+	conn := newConnection(o.ID, c1.ID)
+	cred := newCredential(o.ID, conn.ID, "sealed-bytes")
+	if err := s.CreateConnection(ctx, conn, cred); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetConnection(ctx, o.ID, conn.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CollectionRID != "one" || got.Name != conn.Name || string(got.Config) == "" || got.Schedule != nil || !got.CreatedAt.Equal(conn.CreatedAt) {
+		t.Fatalf("get = %+v", got)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(got.Config, &cfg); err != nil || cfg["a"] != float64(1) {
+		t.Fatalf("config = %s", got.Config)
+	}
+	gc, err := s.GetCredentialForConnection(ctx, o.ID, conn.ID)
+	if err != nil || string(gc.Ciphertext) != "sealed-bytes" || gc.KeyID != 42 || gc.Version != 1 || gc.ExpiresAt == nil || !gc.ExpiresAt.Equal(*cred.ExpiresAt) {
+		t.Fatalf("credential = %+v, %v", gc, err)
+	}
+	conn2 := newConnection(o.ID, c2.ID)
+	conn2.Schedule = json.RawMessage(`{"cron":"0 * * * *"}`)
+	if err := s.CreateConnection(ctx, conn2, nil); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListConnections(ctx, o.ID, store.ConnectionFilter{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("list = %d, %v", len(all), err)
+	}
+	only2, err := s.ListConnections(ctx, o.ID, store.ConnectionFilter{CollectionID: c2.ID})
+	if err != nil || len(only2) != 1 || only2[0].ID != conn2.ID || string(only2[0].Schedule) == "" {
+		t.Fatalf("filtered = %+v, %v", only2, err)
+	}
+	if page, _ := s.ListConnections(ctx, o.ID, store.ConnectionFilter{Skip: 1, Limit: 1}); len(page) != 1 || page[0].ID != conn2.ID {
+		t.Fatalf("page = %+v", page)
+	}
+	// A second credential for the same connection is refused.
+	wantErr(t, s.CreateConnection(ctx, newConnection(o.ID, c1.ID), newCredential(o.ID, conn.ID, "x")), store.ErrAlreadyExists)
+	if err := s.DeleteConnection(ctx, o.ID, conn.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetConnection(ctx, o.ID, conn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetCredentialForConnection(ctx, o.ID, conn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.DeleteConnection(ctx, o.ID, conn.ID), store.ErrNotFound)
+}
+
+func testUpdateAtomic(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	conn := newConnection(o.ID, c.ID)
+	if err := s.CreateConnection(ctx, conn, newCredential(o.ID, conn.ID, "v1")); err != nil {
+		t.Fatal(err)
+	}
+	// An update whose function fails changes nothing.
+	boom := errors.New("boom")
+	_, err := s.UpdateConnection(ctx, o.ID, conn.ID, func(sc *store.SourceConnection) (*store.Credential, error) {
+		sc.Name = "changed"
+		return nil, boom
+	})
+	wantErr(t, err, boom)
+	if got, _ := s.GetConnection(ctx, o.ID, conn.ID); got.Name != conn.Name {
+		t.Fatalf("failed update leaked: %q", got.Name)
+	}
+	// A successful one replaces the credential and the fields together.
+	upd, err := s.UpdateConnection(ctx, o.ID, conn.ID, func(sc *store.SourceConnection) (*store.Credential, error) {
+		sc.Name, sc.Status = "renamed", store.StatusNeedsReauth
+		return newCredential(o.ID, conn.ID, "v2"), nil
+	})
+	if err != nil || upd.Name != "renamed" {
+		t.Fatalf("update = %+v, %v", upd, err)
+	}
+	got, _ := s.GetConnection(ctx, o.ID, conn.ID)
+	cred, _ := s.GetCredentialForConnection(ctx, o.ID, conn.ID)
+	if got.Name != "renamed" || got.Status != store.StatusNeedsReauth || string(cred.Ciphertext) != "v2" {
+		t.Fatalf("after update: %+v %q", got, cred.Ciphertext)
+	}
+}
+
+func testConcurrentUpdates(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	conn := newConnection(o.ID, c.ID)
+	conn.Description = ""
+	if err := s.CreateConnection(ctx, conn, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateConnection(ctx, o.ID, conn.ID, func(sc *store.SourceConnection) (*store.Credential, error) {
+				sc.Description += "x"
+				return nil, nil
+			})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("update: %v", err)
+		}
+	}
+	got, _ := s.GetConnection(ctx, o.ID, conn.ID)
+	if len(got.Description) != n {
+		t.Fatalf("lost updates: description has %d of %d marks", len(got.Description), n)
+	}
+}
+
+func testCrossOrg(t *testing.T, s store.Store) {
+	a := mustOrg(t, s, "acme")
+	b := mustOrg(t, s, "globex")
+	ca := mustCollection(t, s, a.ID, "one")
+	conn := newConnection(a.ID, ca.ID)
+	if err := s.CreateConnection(ctx, conn, newCredential(a.ID, conn.ID, "x")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetConnection(ctx, b.ID, conn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetCredentialForConnection(ctx, b.ID, conn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetCollection(ctx, b.ID, "one")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateConnection(ctx, b.ID, conn.ID, func(*store.SourceConnection) (*store.Credential, error) { return nil, nil })
+	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.DeleteConnection(ctx, b.ID, conn.ID), store.ErrNotFound)
+	wantErr(t, s.DeleteCollection(ctx, b.ID, ca.ID), store.ErrNotFound)
+	if list, _ := s.ListConnections(ctx, b.ID, store.ConnectionFilter{}); len(list) != 0 {
+		t.Fatalf("other org sees %d connections", len(list))
+	}
+	if _, err := s.GetConnection(ctx, a.ID, conn.ID); err != nil {
+		t.Fatalf("owner lost access: %v", err)
+	}
+}
+
+func testReplaceCiphertext(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	var ids []string
+	for i := 0; i < 5; i++ {
+		conn := newConnection(o.ID, c.ID)
+		cred := newCredential(o.ID, conn.ID, fmt.Sprintf("ct-%d", i))
+		if err := s.CreateConnection(ctx, conn, cred); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cred.ID)
+	}
+	var seen []store.Credential
+	after := ""
+	for {
+		page, err := s.ListCredentials(ctx, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		seen = append(seen, page...)
+		after = page[len(page)-1].ID
+	}
+	if len(seen) != 5 {
+		t.Fatalf("paged %d credentials, want 5", len(seen))
+	}
+	first := seen[0]
+	ok, err := s.ReplaceCiphertext(ctx, first.ID, []byte("not-the-current"), []byte("new"), 7)
+	if err != nil || ok {
+		t.Fatalf("stale swap = %v, %v; want refused", ok, err)
+	}
+	ok, err = s.ReplaceCiphertext(ctx, first.ID, first.Ciphertext, []byte("new"), 7)
+	if err != nil || !ok {
+		t.Fatalf("swap = %v, %v", ok, err)
+	}
+	counts, err := s.CountCredentialsByKey(ctx)
+	if err != nil || counts[7] != 1 || counts[42] != 4 {
+		t.Fatalf("counts = %v, %v", counts, err)
+	}
+	got, _ := s.GetCredentialForConnection(ctx, o.ID, first.SourceConnectionID)
+	if string(got.Ciphertext) != "new" || got.Version != first.Version {
+		t.Fatalf("after swap = %q v%d", got.Ciphertext, got.Version)
+	}
+}
+
+func testDeleteCollection(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	conn := newConnection(o.ID, c.ID)
+	if err := s.CreateConnection(ctx, conn, newCredential(o.ID, conn.ID, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCollection(ctx, o.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetConnection(ctx, o.ID, conn.ID)
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.GetCredentialForConnection(ctx, o.ID, conn.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	for i := 0; i < 3; i++ {
+		e := store.AuditEvent{ID: newID(), OrganizationID: o.ID, Actor: "apikey:1", Action: "credential.read",
+			TargetType: "source_connection", TargetID: fmt.Sprint(i), RemoteAddr: "127.0.0.1", CreatedAt: now().Add(time.Duration(i) * time.Second)}
+		if err := s.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.ListAudit(ctx, o.ID, 2)
+	if err != nil || len(list) != 2 || list[0].TargetID != "2" {
+		t.Fatalf("audit = %+v, %v", list, err)
+	}
+}
