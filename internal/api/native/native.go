@@ -1,0 +1,44 @@
+// Package native is the Airweave-style HTTP dialect: collections, sources and
+// source connections at the root, authenticated by organization API keys. It
+// only translates between that wire shape and the connection service.
+package native
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/valetkey/valetkey/internal/connection"
+)
+
+// Handlers serves the native routes.
+type Handlers struct {
+	conns  *connection.Service
+	log    *slog.Logger
+	loaded time.Time
+}
+
+// Register adds the native routes to api.
+func Register(api huma.API, conns *connection.Service, log *slog.Logger) {
+	h := &Handlers{conns: conns, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
+	h.registerCollections(api)
+	h.registerSources(api)
+	h.registerConnections(api)
+}
+
+var security = []map[string][]string{{"apiKey": {}}, {"bearer": {}}}
+
+func op(id, method, path, summary string, tags ...string) huma.Operation {
+	return huma.Operation{
+		OperationID: id, Method: method, Path: path, Summary: summary, Tags: tags, Security: security,
+		Errors: []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusUnprocessableEntity},
+	}
+}
+
+// Paging is the skip/limit query of list routes.
+type Paging struct {
+	Skip  int `query:"skip" minimum:"0" default:"0" doc:"Items to skip"`
+	Limit int `query:"limit" minimum:"1" maximum:"1000" default:"100" doc:"Items to return"`
+}

@@ -1,0 +1,143 @@
+// Package app wires Valetkey's parts together from a Config: database,
+// vault, catalog, services and the HTTP server. The CLI and the tests that
+// run a whole server start it through here.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/valetkey/valetkey/internal/api"
+	"github.com/valetkey/valetkey/internal/catalog"
+	"github.com/valetkey/valetkey/internal/config"
+	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/store/sqlstore"
+	"github.com/valetkey/valetkey/internal/tenant"
+	"github.com/valetkey/valetkey/internal/vault"
+)
+
+// App is a running set of Valetkey components.
+type App struct {
+	Config      config.Config
+	Log         *slog.Logger
+	Store       *sqlstore.Store
+	Vault       *vault.Vault
+	Catalog     *catalog.Catalog
+	Tenants     *tenant.Service
+	Connections *connection.Service
+}
+
+// NewLogger builds the process logger from the config.
+func NewLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	level, err := cfg.SlogLevel()
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// Open connects to the database (migrating it), loads the vault keyset
+// (generating one when absent) and the catalog.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Resolve(); err != nil {
+		return nil, err
+	}
+	cat, err := catalog.Load(cfg.CatalogDir)
+	if err != nil {
+		return nil, err
+	}
+	v, created, err := vault.Open(cfg.KeysetFile)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("GENERATED A NEW LOCAL KEYSET: it is for development only. Every credential is encrypted with it; "+
+			"back it up, and in production provide VALETKEY_KEYSET_FILE from a secret store.", "keyset_file", cfg.KeysetFile)
+	}
+	st, err := sqlstore.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &App{
+		Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat,
+		Tenants:     tenant.New(st),
+		Connections: connection.New(st, cat, v),
+	}, nil
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.Store.Close() }
+
+// Bootstrap creates the default organization and first API key on an empty
+// database, writing the generated key to w once.
+func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
+	key, created, err := a.Tenants.Bootstrap(ctx, vault.NewSecret(a.Config.BootstrapAPIKey))
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if !created {
+		return nil
+	}
+	a.Log.Info("created the default organization and its first API key", "organization", tenant.DefaultOrgName)
+	if a.Config.BootstrapAPIKey == "" {
+		fmt.Fprintf(w, "bootstrap api key: %s\n", key.Reveal())
+	}
+	return nil
+}
+
+// Handler returns the HTTP handler.
+func (a *App) Handler() http.Handler {
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, DB: a.Store, Logger: a.Log})
+}
+
+// Serve listens on the configured address and serves until ctx ends, then
+// shuts down gracefully. ready, if not nil, gets the bound address.
+func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", a.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.Config.Addr, err)
+	}
+	addr := ln.Addr().String()
+	a.Config.PublicURL = a.Config.PublicURLFor(addr)
+	srv := &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	a.Log.Info("listening", "addr", addr, "public_url", a.Config.PublicURL, "database", sqlFlavor(a.Store))
+	if ready != nil {
+		ready(addr)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func sqlFlavor(s *sqlstore.Store) string { return s.Flavor() }

@@ -1,0 +1,76 @@
+// Package config reads Valetkey's settings from VALETKEY_* environment
+// variables; the CLI binds flags over them (flags win over env, env over
+// defaults).
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is every server setting.
+type Config struct {
+	Addr             string `env:"VALETKEY_ADDR" envDefault:"127.0.0.1:8080"`
+	DataDir          string `env:"VALETKEY_DATA_DIR" envDefault:"./data"`
+	DatabaseURL      string `env:"VALETKEY_DATABASE_URL"`
+	KeysetFile       string `env:"VALETKEY_KEYSET_FILE"`
+	PublicURL        string `env:"VALETKEY_PUBLIC_URL"`
+	BootstrapAPIKey  string `env:"VALETKEY_BOOTSTRAP_API_KEY"`
+	CatalogDir       string `env:"VALETKEY_CATALOG_DIR"`
+	PipedreamBaseURL string `env:"VALETKEY_PIPEDREAM_BASE_URL" envDefault:"https://api.pipedream.com"`
+	ComposioBaseURL  string `env:"VALETKEY_COMPOSIO_BASE_URL" envDefault:"https://backend.composio.dev"`
+	LogLevel         string `env:"VALETKEY_LOG_LEVEL" envDefault:"info"`
+	LogFormat        string `env:"VALETKEY_LOG_FORMAT" envDefault:"json"`
+}
+
+// FromEnv reads the environment.
+func FromEnv() (Config, error) {
+	var c Config
+	if err := env.Parse(&c); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+// Resolve fills the settings whose defaults derive from others and checks
+// values. addr is the address actually listened on (for the public URL
+// default); pass "" before listening.
+func (c *Config) Resolve() error {
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite:" + filepath.Join(c.DataDir, "valetkey.db")
+	}
+	if c.KeysetFile == "" {
+		c.KeysetFile = filepath.Join(c.DataDir, "keyset.json")
+	}
+	if _, err := c.SlogLevel(); err != nil {
+		return err
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return fmt.Errorf("config: VALETKEY_LOG_FORMAT must be json or text, got %q", c.LogFormat)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	return nil
+}
+
+// PublicURLFor returns the public URL, defaulting to http://<listen addr>.
+func (c *Config) PublicURLFor(listenAddr string) string {
+	if c.PublicURL != "" {
+		return c.PublicURL
+	}
+	return "http://" + listenAddr
+}
+
+// SlogLevel parses LogLevel.
+func (c *Config) SlogLevel() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return l, fmt.Errorf("config: VALETKEY_LOG_LEVEL: %w", err)
+	}
+	return l, nil
+}

@@ -1,0 +1,421 @@
+// Package connection holds the domain rules of source connections and their
+// collections: validation of credentials and config against the catalog,
+// creation, updates, deletion and handing a credential back to its owner.
+// Both API dialects call it; no rule lives in a handler.
+package connection
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/catalog"
+	"github.com/valetkey/valetkey/internal/credential"
+	"github.com/valetkey/valetkey/internal/store"
+	"github.com/valetkey/valetkey/internal/vault"
+)
+
+// Authentication methods as clients see them.
+const (
+	MethodDirect       = "direct"
+	MethodOAuthToken   = "oauth_token"
+	MethodOAuthBrowser = "oauth_browser"
+	MethodOAuthBYOC    = "oauth_byoc"
+	MethodAuthProvider = "auth_provider"
+)
+
+// Store is what the connection service needs from storage.
+type Store interface {
+	CreateCollection(ctx context.Context, c store.Collection) error
+	GetCollection(ctx context.Context, orgID, readableID string) (store.Collection, error)
+	ListCollections(ctx context.Context, orgID string, skip, limit int) ([]store.Collection, error)
+	DeleteCollection(ctx context.Context, orgID, id string) error
+	CreateConnection(ctx context.Context, c store.SourceConnection, cred *store.Credential) error
+	GetConnection(ctx context.Context, orgID, id string) (store.SourceConnection, error)
+	ListConnections(ctx context.Context, orgID string, f store.ConnectionFilter) ([]store.SourceConnection, error)
+	UpdateConnection(ctx context.Context, orgID, id string, update func(c *store.SourceConnection) (*store.Credential, error)) (store.SourceConnection, error)
+	DeleteConnection(ctx context.Context, orgID, id string) error
+	GetCredentialForConnection(ctx context.Context, orgID, connectionID string) (store.Credential, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Service implements source connections and collections.
+type Service struct {
+	st      Store
+	catalog *catalog.Catalog
+	sealer  credential.Sealer
+	now     func() time.Time
+}
+
+// New returns a Service.
+func New(st Store, cat *catalog.Catalog, c credential.Cipher) *Service {
+	return &Service{st: st, catalog: cat, sealer: credential.Sealer{C: c}, now: nowMicro}
+}
+
+// Catalog returns the source catalog.
+func (s *Service) Catalog() *catalog.Catalog { return s.catalog }
+
+// Source looks up a source, answering 404 with the seeds' message.
+func (s *Service) Source(shortName string) (*catalog.Source, error) {
+	src, err := s.catalog.Get(shortName)
+	if err != nil {
+		return nil, apperr.NotFound("Source '%s' not found", shortName)
+	}
+	return src, nil
+}
+
+// Credentials are injected credential fields as decoded from a request, with
+// where in the request they came from (for error locations).
+type Credentials struct {
+	Raw map[string]any
+	Loc []any
+	// ExpiresAt is the access token's expiry, when the caller knows it.
+	ExpiresAt *time.Time
+}
+
+// CreateInput is a new connection in either API dialect.
+type CreateInput struct {
+	Name        string
+	Description string
+	ShortName   string
+	// Collection is the readable id of an existing collection; empty creates
+	// one for the connection.
+	Collection    string
+	CollectionLoc []any
+	Config        map[string]any
+	ConfigLoc     []any
+	Schedule      json.RawMessage
+	Credentials   *Credentials
+}
+
+// View is a connection with what a response shows about its credential.
+type View struct {
+	store.SourceConnection
+	Authenticated bool
+	ExpiresAt     *time.Time
+}
+
+// Create validates and stores a connection with its credential.
+func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (View, error) {
+	src, err := s.Source(in.ShortName)
+	if err != nil {
+		return View{}, err
+	}
+	var errs []apperr.FieldError
+	errs = append(errs, checkName(in.Name, []any{"body", "name"})...)
+	errs = append(errs, checkDescription(in.Description)...)
+	config, cerrs := checkConfig(src, in.Config, in.ConfigLoc, false)
+	errs = append(errs, cerrs...)
+
+	var method catalog.AuthMethod
+	var fields map[string]vault.Secret
+	if in.Credentials == nil || len(in.Credentials.Raw) == 0 {
+		if _, ok := src.Method(catalog.AuthOAuth2); ok && len(errs) == 0 {
+			// The browser flow needs the organization's OAuth app.
+			return View{}, apperr.BadRequest("No OAuth client configured for source '%s'", src.ShortName)
+		}
+		loc := []any{"body", "auth_fields"}
+		if in.Credentials != nil {
+			loc = in.Credentials.Loc
+		}
+		_, _, ferrs := chooseMethod(src, map[string]any{}, loc)
+		errs = append(errs, ferrs...)
+	} else {
+		var ferrs []apperr.FieldError
+		method, fields, ferrs = chooseMethod(src, in.Credentials.Raw, in.Credentials.Loc)
+		errs = append(errs, ferrs...)
+	}
+	if len(errs) > 0 {
+		return View{}, apperr.Invalid(errs...)
+	}
+
+	coll, err := s.collectionFor(ctx, orgID, in)
+	if err != nil {
+		return View{}, err
+	}
+	now := s.now().UTC()
+	cfg, _ := json.Marshal(config)
+	conn := store.SourceConnection{
+		ID: newID(), OrganizationID: orgID, CollectionID: coll.ID, CollectionRID: coll.ReadableID,
+		Name: in.Name, Description: in.Description, ShortName: src.ShortName,
+		Status: store.StatusActive, AuthMethod: methodName(method), Config: cfg, Schedule: in.Schedule,
+		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now,
+	}
+	cred, err := s.newCredential(orgID, conn.ID, method, fields, in.Credentials.ExpiresAt)
+	if err != nil {
+		return View{}, err
+	}
+	if err := s.st.CreateConnection(ctx, conn, cred); err != nil {
+		return View{}, err
+	}
+	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: cred.ExpiresAt}, nil
+}
+
+func methodName(m catalog.AuthMethod) string {
+	if m.Type == catalog.AuthOAuth2 {
+		return MethodOAuthToken
+	}
+	return MethodDirect
+}
+
+func (s *Service) newCredential(orgID, connID string, m catalog.AuthMethod, fields map[string]vault.Secret, exp *time.Time) (*store.Credential, error) {
+	now := s.now().UTC()
+	c := &store.Credential{ID: newID(), OrganizationID: orgID, SourceConnectionID: connID, Kind: m.Type, Version: 1, CreatedAt: now, UpdatedAt: now}
+	p := credential.Payload{Fields: fields}
+	if m.Type == catalog.AuthOAuth2 {
+		p.TokenType = "Bearer"
+		c.ExpiresAt = exp
+	}
+	ct, keyID, err := s.sealer.Seal(orgID, c.ID, p)
+	if err != nil {
+		return nil, err
+	}
+	c.Ciphertext, c.KeyID = ct, keyID
+	return c, nil
+}
+
+func checkName(name string, loc []any) []apperr.FieldError {
+	n := utf8.RuneCountInString(strings.TrimSpace(name))
+	switch {
+	case name == "":
+		return []apperr.FieldError{apperr.Field("missing", "Field 'name' is required", loc...)}
+	case n < 4:
+		return []apperr.FieldError{apperr.Field("string_too_short", "Field 'name' must have at least 4 characters", loc...)}
+	case n > 42:
+		return []apperr.FieldError{apperr.Field("string_too_long", "Field 'name' must have at most 42 characters", loc...)}
+	}
+	return nil
+}
+
+func checkDescription(d string) []apperr.FieldError {
+	if utf8.RuneCountInString(d) > 255 {
+		return []apperr.FieldError{apperr.Field("string_too_long", "Field 'description' must have at most 255 characters", "body", "description")}
+	}
+	return nil
+}
+
+func (s *Service) collectionFor(ctx context.Context, orgID string, in CreateInput) (store.Collection, error) {
+	if in.Collection != "" {
+		c, err := s.st.GetCollection(ctx, orgID, in.Collection)
+		if errors.Is(err, store.ErrNotFound) {
+			return c, apperr.NotFound("Collection '%s' not found", in.Collection)
+		}
+		return c, err
+	}
+	return s.CreateCollection(ctx, orgID, in.Name, "")
+}
+
+// Get returns a connection.
+func (s *Service) Get(ctx context.Context, orgID, id string) (View, error) {
+	c, err := s.st.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return View{}, notFoundConn(err, id)
+	}
+	return s.view(ctx, c)
+}
+
+func (s *Service) view(ctx context.Context, c store.SourceConnection) (View, error) {
+	v := View{SourceConnection: c}
+	cred, err := s.st.GetCredentialForConnection(ctx, c.OrganizationID, c.ID)
+	switch {
+	case err == nil:
+		v.Authenticated = c.Status != store.StatusPendingAuth && c.Status != store.StatusNeedsReauth
+		v.ExpiresAt = cred.ExpiresAt
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		return v, err
+	}
+	return v, nil
+}
+
+func notFoundConn(err error, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apperr.NotFound("Source connection '%s' not found", id)
+	}
+	return err
+}
+
+// List returns connections, optionally of one collection (readable id).
+func (s *Service) List(ctx context.Context, orgID, collection string, skip, limit int) ([]View, error) {
+	f := store.ConnectionFilter{Skip: skip, Limit: limit}
+	if collection != "" {
+		c, err := s.st.GetCollection(ctx, orgID, collection)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, apperr.NotFound("Collection '%s' not found", collection)
+		} else if err != nil {
+			return nil, err
+		}
+		f.CollectionID = c.ID
+	}
+	list, err := s.st.ListConnections(ctx, orgID, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]View, 0, len(list))
+	for _, c := range list {
+		v, err := s.view(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// UpdateInput changes a connection; nil fields stay as they are.
+type UpdateInput struct {
+	Name        *string
+	Description *string
+	Config      map[string]any
+	ConfigLoc   []any
+	Schedule    json.RawMessage
+	Credentials *Credentials
+}
+
+// Update changes a connection. New credentials are validated, sealed and
+// replace the old ones in the same transaction; they make the connection
+// active again (clearing needs_reauth).
+func (s *Service) Update(ctx context.Context, orgID, id string, in UpdateInput) (View, error) {
+	if in.Name == nil && in.Description == nil && in.Config == nil && in.Schedule == nil && in.Credentials == nil {
+		return View{}, apperr.Invalid(apperr.Field("missing", "At least one field must be given to update", "body"))
+	}
+	var expiresAt *time.Time
+	updated, err := s.st.UpdateConnection(ctx, orgID, id, func(c *store.SourceConnection) (*store.Credential, error) {
+		src, err := s.Source(c.ShortName)
+		if err != nil {
+			return nil, err
+		}
+		var errs []apperr.FieldError
+		if in.Name != nil {
+			errs = append(errs, checkName(*in.Name, []any{"body", "name"})...)
+			c.Name = *in.Name
+		}
+		if in.Description != nil {
+			errs = append(errs, checkDescription(*in.Description)...)
+			c.Description = *in.Description
+		}
+		if in.Config != nil {
+			merged := map[string]any{}
+			_ = json.Unmarshal(c.Config, &merged)
+			given, cerrs := checkConfig(src, in.Config, in.ConfigLoc, true)
+			errs = append(errs, cerrs...)
+			for k, v := range given {
+				merged[k] = v
+			}
+			c.Config, _ = json.Marshal(merged)
+		}
+		if in.Schedule != nil {
+			c.Schedule = in.Schedule
+		}
+		var cred *store.Credential
+		if in.Credentials != nil {
+			m, fields, ferrs := chooseMethod(src, in.Credentials.Raw, in.Credentials.Loc)
+			errs = append(errs, ferrs...)
+			if len(errs) == 0 {
+				if cred, err = s.newCredential(orgID, c.ID, m, fields, in.Credentials.ExpiresAt); err != nil {
+					return nil, err
+				}
+				now := s.now().UTC()
+				c.AuthMethod, c.Status, c.AuthenticatedAt = methodName(m), store.StatusActive, &now
+				expiresAt = cred.ExpiresAt
+			}
+		}
+		if len(errs) > 0 {
+			return nil, apperr.Invalid(errs...)
+		}
+		c.ModifiedAt = s.now().UTC()
+		return cred, nil
+	})
+	if err != nil {
+		return View{}, notFoundConn(err, id)
+	}
+	v, err := s.view(ctx, updated)
+	if expiresAt != nil {
+		v.ExpiresAt = expiresAt
+	}
+	return v, err
+}
+
+// Delete removes a connection and erases its credential; it returns what was
+// deleted.
+func (s *Service) Delete(ctx context.Context, orgID, id string) (View, error) {
+	v, err := s.Get(ctx, orgID, id)
+	if err != nil {
+		return v, err
+	}
+	if err := s.st.DeleteConnection(ctx, orgID, id); err != nil {
+		return v, notFoundConn(err, id)
+	}
+	return v, nil
+}
+
+// Token is a credential handed back to its owner.
+type Token struct {
+	Fields    map[string]vault.Secret
+	TokenType string
+	ExpiresAt *time.Time
+}
+
+// Audit names who asks, for the audit trail.
+type Audit struct {
+	Actor      string
+	RemoteAddr string
+}
+
+// Token decrypts a connection's credential for its owner and records the
+// access (never the value) in the audit log. The refresh token is included
+// only when asked for.
+func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bool, who Audit) (Token, error) {
+	if _, err := s.st.GetConnection(ctx, orgID, id); err != nil {
+		return Token{}, notFoundConn(err, id)
+	}
+	cred, err := s.st.GetCredentialForConnection(ctx, orgID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Token{}, apperr.BadRequest("Source connection '%s' has no credential yet", id)
+	} else if err != nil {
+		return Token{}, err
+	}
+	p, err := s.sealer.Open(cred)
+	if err != nil {
+		return Token{}, err
+	}
+	if !includeRefresh {
+		delete(p.Fields, "refresh_token")
+	}
+	if err := s.st.AppendAudit(ctx, store.AuditEvent{
+		ID: newID(), OrganizationID: orgID, Actor: who.Actor, Action: "credential.read",
+		TargetType: "source_connection", TargetID: id, RemoteAddr: who.RemoteAddr, CreatedAt: s.now().UTC(),
+	}); err != nil {
+		return Token{}, fmt.Errorf("audit: %w", err)
+	}
+	tt := p.TokenType
+	if tt == "" {
+		tt = cred.Kind
+	}
+	return Token{Fields: p.Fields, TokenType: tt, ExpiresAt: cred.ExpiresAt}, nil
+}
+
+// nowMicro is the clock: UTC at the precision both databases keep, so what a
+// write returns equals what a later read returns.
+func nowMicro() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// randomSuffix returns n characters of [a-z0-9].
+func randomSuffix(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
