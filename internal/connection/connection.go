@@ -117,7 +117,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 
 	var method catalog.AuthMethod
 	var fields map[string]vault.Secret
-	if in.Credentials == nil || len(in.Credentials.Raw) == 0 {
+	if in.Credentials == nil || in.Credentials.Raw == nil {
 		if _, ok := src.Method(catalog.AuthOAuth2); ok && len(errs) == 0 {
 			// The browser flow needs the organization's OAuth app.
 			return View{}, apperr.BadRequest("No OAuth client configured for source '%s'", src.ShortName)
@@ -149,7 +149,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 		Status: store.StatusActive, AuthMethod: methodName(method), Config: cfg, Schedule: in.Schedule,
 		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now,
 	}
-	cred, err := s.newCredential(orgID, conn.ID, method, fields, in.Credentials.ExpiresAt)
+	cred, err := s.newCredential(orgID, conn.ID, method, fields, in.Credentials.ExpiresAt) // non-nil: checked above
 	if err != nil {
 		return View{}, err
 	}

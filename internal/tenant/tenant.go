@@ -46,7 +46,9 @@ type Service struct {
 }
 
 // New returns a Service.
-func New(st Store) *Service { return &Service{st: st, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }} }
+func New(st Store) *Service {
+	return &Service{st: st, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
 
 // Principal is an authenticated caller.
 type Principal struct {

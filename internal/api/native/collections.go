@@ -1,8 +1,8 @@
 package native
 
 import (
-	"github.com/danielgtaylor/huma/v2"
 	"context"
+	"github.com/danielgtaylor/huma/v2"
 	"net/http"
 	"time"
 

@@ -347,4 +347,3 @@ func (h *Handlers) registerConnections(api huma.API) {
 		}{CacheControl: "no-store", Body: body}, nil
 	})
 }
-

@@ -6,6 +6,7 @@ package shared
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -81,8 +82,7 @@ func NewError(status int, msg string, errs ...error) huma.StatusError {
 			}
 			var d huma.ErrorDetailer
 			if errors.As(err, &d) {
-				ed := d.ErrorDetail()
-				details = append(details, apperr.FieldError{Loc: splitLocation(ed.Location), Msg: ed.Message, Type: "value_error"})
+				details = append(details, fieldError(d.ErrorDetail()))
 				continue
 			}
 			details = append(details, apperr.FieldError{Loc: []any{"body"}, Msg: err.Error(), Type: "value_error"})
@@ -124,6 +124,21 @@ func InstallErrorModel() {
 	huma.NewErrorWithContext = func(_ huma.Context, status int, msg string, errs ...error) huma.StatusError {
 		return NewError(status, msg, errs...)
 	}
+}
+
+// fieldError converts a huma validation detail, naming the missing property
+// in the location as FastAPI does.
+func fieldError(ed *huma.ErrorDetail) apperr.FieldError {
+	loc := splitLocation(ed.Location)
+	const pre, post = "expected required property ", " to be present"
+	if strings.HasPrefix(ed.Message, pre) && strings.HasSuffix(ed.Message, post) {
+		name := strings.TrimSuffix(strings.TrimPrefix(ed.Message, pre), post)
+		return apperr.FieldError{Loc: append(loc, name), Msg: fmt.Sprintf("Field '%s' is required", name), Type: "missing"}
+	}
+	if ed.Message == "unexpected property" {
+		return apperr.FieldError{Loc: loc, Msg: "Unknown field", Type: "extra_forbidden"}
+	}
+	return apperr.FieldError{Loc: loc, Msg: ed.Message, Type: "value_error"}
 }
 
 // splitLocation turns "body.auth_fields.token" or "body.items[2].x" into a
