@@ -253,6 +253,16 @@ func TestSources(t *testing.T) {
 	wantDetail(t, s.Do(t, s.Key, "GET", "/sources/xyz", nil), 404, "Source 'xyz' not found")
 }
 
+func TestUnknownRoutesAnswerJSON(t *testing.T) {
+	s := sqliteServer(t)
+	r := s.Do(t, s.Key, "GET", "/no-such-route", nil)
+	wantDetail(t, r, 404, "Not Found")
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("content type = %q", ct)
+	}
+	wantDetail(t, s.Do(t, s.Key, "PUT", "/source-connections/01900000-0000-7000-8000-000000000000", map[string]any{}), 405, "Method Not Allowed")
+}
+
 func TestCreateConnectionErrors(t *testing.T) {
 	s := sqliteServer(t)
 	wantStatus(t, s.Do(t, s.Key, "POST", "/collections", map[string]any{"name": "Existing", "readable_id": "existing"}), 200)
@@ -383,6 +393,16 @@ func TestConnectionLifecycle(t *testing.T) {
 		if m := r.Map(t)["auth"].(map[string]any)["method"]; m != "direct" {
 			t.Fatalf("api key method = %v", m)
 		}
+		// OAuth tokens given as a plain credentials set are "direct" too, as in Airweave.
+		r = s.Do(t, s.Key, "POST", "/source-connections", map[string]any{
+			"name": "Asana Creds", "short_name": "asana", "readable_collection_id": "team",
+			"authentication": map[string]any{"credentials": map[string]any{"access_token": "at-c"}},
+		})
+		wantStatus(t, r, 200)
+		if m := r.Map(t)["auth"].(map[string]any)["method"]; m != "direct" {
+			t.Fatalf("credentials-shape method = %v", m)
+		}
+		wantStatus(t, s.Do(t, s.Key, "DELETE", "/source-connections/"+r.Map(t)["id"].(string), nil), 200)
 
 		// Config with defaults and required fields.
 		r = s.Do(t, s.Key, "POST", "/source-connections", map[string]any{

@@ -79,6 +79,10 @@ type Credentials struct {
 	Loc []any
 	// ExpiresAt is the access token's expiry, when the caller knows it.
 	ExpiresAt *time.Time
+	// Direct says the caller gave a plain field set (the SDK's credentials
+	// shape) rather than OAuth tokens: the connection's method is "direct"
+	// whatever the fields are.
+	Direct bool
 }
 
 // CreateInput is a new connection in either API dialect.
@@ -146,7 +150,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 	conn := store.SourceConnection{
 		ID: newID(), OrganizationID: orgID, CollectionID: coll.ID, CollectionRID: coll.ReadableID,
 		Name: in.Name, Description: in.Description, ShortName: src.ShortName,
-		Status: store.StatusActive, AuthMethod: methodName(method), Config: cfg, Schedule: in.Schedule,
+		Status: store.StatusActive, AuthMethod: methodName(method, in.Credentials), Config: cfg, Schedule: in.Schedule,
 		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now,
 	}
 	cred, err := s.newCredential(orgID, conn.ID, method, fields, in.Credentials.ExpiresAt) // non-nil: checked above
@@ -159,8 +163,8 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: cred.ExpiresAt}, nil
 }
 
-func methodName(m catalog.AuthMethod) string {
-	if m.Type == catalog.AuthOAuth2 {
+func methodName(m catalog.AuthMethod, c *Credentials) string {
+	if m.Type == catalog.AuthOAuth2 && !c.Direct {
 		return MethodOAuthToken
 	}
 	return MethodDirect
@@ -324,7 +328,7 @@ func (s *Service) Update(ctx context.Context, orgID, id string, in UpdateInput) 
 					return nil, err
 				}
 				now := s.now().UTC()
-				c.AuthMethod, c.Status, c.AuthenticatedAt = methodName(m), store.StatusActive, &now
+				c.AuthMethod, c.Status, c.AuthenticatedAt = methodName(m, in.Credentials), store.StatusActive, &now
 				expiresAt = cred.ExpiresAt
 			}
 		}

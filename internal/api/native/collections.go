@@ -103,11 +103,17 @@ func (h *Handlers) registerCollections(api huma.API) {
 			if err != nil {
 				return nil, err
 			}
-			c, err := h.conns.DeleteCollection(ctx, p.OrganizationID, in.ReadableID)
+			c, err := h.conns.GetCollection(ctx, p.OrganizationID, in.ReadableID)
 			if err != nil {
 				return nil, err
 			}
-			return &collectionOutput{Body: Collection{ID: c.ID, Name: c.Name, ReadableID: c.ReadableID, OrganizationID: c.OrganizationID,
-				EmbeddingModelName: "none", Status: "NEEDS SOURCE", CreatedAt: c.CreatedAt, ModifiedAt: c.ModifiedAt}}, nil
+			out, err := h.collectionOut(ctx, c) // the state being deleted
+			if err != nil {
+				return nil, err
+			}
+			if _, err := h.conns.DeleteCollection(ctx, p.OrganizationID, in.ReadableID); err != nil {
+				return nil, err
+			}
+			return &collectionOutput{Body: out}, nil
 		})
 }

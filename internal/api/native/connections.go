@@ -115,7 +115,7 @@ func credentials(authFields map[string]any, a *Authentication, now time.Time) (*
 		return nil, apperr.BadRequest("Auth provider connections are not available on this server yet")
 	}
 	if a.Credentials != nil {
-		return &connection.Credentials{Raw: a.Credentials, Loc: []any{"body", "authentication", "credentials"}}, nil
+		return &connection.Credentials{Raw: a.Credentials, Loc: []any{"body", "authentication", "credentials"}, Direct: true}, nil
 	}
 	if a.AccessToken == nil && a.RefreshToken == nil {
 		return &connection.Credentials{Loc: []any{"body", "authentication"}}, nil // the browser flow
