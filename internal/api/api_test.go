@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valetkey/valetkey/internal/store"
 	"github.com/valetkey/valetkey/internal/testkit"
 )
 
@@ -544,4 +545,37 @@ func TestCrossOrganizationAnswers404(t *testing.T) {
 			t.Fatalf("owner's connection changed: %s", g.Body)
 		}
 	})
+}
+
+func TestPatchCredentialsClearsNeedsReauth(t *testing.T) {
+	s := sqliteServer(t)
+	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Reauth Me", "short_name": "asana",
+		"auth_fields": map[string]any{"access_token": "old", "refresh_token": "old-r"}})
+	wantStatus(t, r, 200)
+	id, orgID := r.Map(t)["id"].(string), r.Map(t)["organization_id"].(string)
+	if _, err := s.App.Store.UpdateConnection(t.Context(), orgID, id, func(c *store.SourceConnection) (*store.Credential, error) {
+		c.Status = store.StatusNeedsReauth
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+	if g["status"] != "needs_reauth" || g["auth"].(map[string]any)["authenticated"] != false {
+		t.Fatalf("before: %v", g)
+	}
+	before, _ := s.App.Store.GetCredentialForConnection(t.Context(), orgID, id)
+
+	r = s.Do(t, s.Key, "PATCH", "/source-connections/"+id, map[string]any{"auth_fields": map[string]any{"access_token": "new", "refresh_token": "new-r"}})
+	wantStatus(t, r, 200)
+	if m := r.Map(t); m["status"] != "active" || m["auth"].(map[string]any)["authenticated"] != true {
+		t.Fatalf("after patch: %s", r.Body)
+	}
+	after, _ := s.App.Store.GetCredentialForConnection(t.Context(), orgID, id)
+	if string(after.Ciphertext) == string(before.Ciphertext) || after.ID == before.ID {
+		t.Fatal("credential was not re-encrypted as a new row")
+	}
+	tok := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token?include_refresh_token=true", nil).Map(t)
+	if tok["access_token"] != "new" || tok["refresh_token"] != "new-r" {
+		t.Fatalf("token = %v", tok)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -239,6 +240,7 @@ func Load(dir string) (*Catalog, error) {
 }
 
 func (c *Catalog) addFS(fsys fs.FS, root string, replace bool) error {
+	fromFile := map[string]string{} // short_name -> file, within this directory
 	entries, err := fs.ReadDir(fsys, root)
 	if err != nil {
 		return fmt.Errorf("catalog: read %s: %w", root, err)
@@ -255,9 +257,13 @@ func (c *Catalog) addFS(fsys fs.FS, root string, replace bool) error {
 		if err != nil {
 			return fmt.Errorf("catalog: %s: %w", e.Name(), err)
 		}
+		if prev, dup := fromFile[s.ShortName]; dup {
+			return fmt.Errorf("catalog: %s: short_name %q is already defined by %s", e.Name(), s.ShortName, prev)
+		}
 		if _, dup := c.byName[s.ShortName]; dup && !replace {
 			return fmt.Errorf("catalog: %s: duplicate short_name %q", e.Name(), s.ShortName)
 		}
+		fromFile[s.ShortName] = e.Name()
 		c.byName[s.ShortName] = s
 	}
 	return nil
@@ -289,9 +295,24 @@ func (s *Source) validate() error {
 	if len(s.Auth) == 0 {
 		return errors.New("auth: at least one method is required")
 	}
+	config := map[string]bool{}
+	for _, f := range s.ConfigFields {
+		config[f.Name] = true
+	}
 	for i := range s.Auth {
 		if err := s.Auth[i].validate(); err != nil {
 			return fmt.Errorf("auth[%d]: %w", i, err)
+		}
+		m := s.Auth[i]
+		for key, u := range map[string]string{"authorize_url": m.AuthorizeURL, "token_url": m.TokenURL, "revoke_url": m.RevokeURL} {
+			if err := checkDefinitionURL(u, config); err != nil {
+				return fmt.Errorf("auth[%d].%s: %w", i, key, err)
+			}
+		}
+	}
+	if s.API != nil {
+		if err := checkDefinitionURL(s.API.BaseURL, config); err != nil {
+			return fmt.Errorf("api.base_url: %w", err)
 		}
 	}
 	for i := range s.ConfigFields {
@@ -360,6 +381,34 @@ func (m *AuthMethod) validate() error {
 			}
 			f.re = re
 		}
+	}
+	return nil
+}
+
+var placeholderRE = regexp.MustCompile(`\{([^{}]*)\}`)
+
+// checkDefinitionURL accepts an empty string or an absolute http(s) URL whose
+// {placeholders} each name a config field. (Built-in sources are further
+// held to https by the catalog tests; operator files may point at local test
+// servers.)
+func checkDefinitionURL(raw string, config map[string]bool) error {
+	if raw == "" {
+		return nil
+	}
+	var missing string
+	sub := placeholderRE.ReplaceAllStringFunc(raw, func(m string) string {
+		name := placeholderRE.FindStringSubmatch(m)[1]
+		if !config[name] && missing == "" {
+			missing = name
+		}
+		return "x"
+	})
+	if missing != "" {
+		return fmt.Errorf("%q uses {%s}, which is not a config field", raw, missing)
+	}
+	u, err := url.Parse(sub)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q must be an absolute http(s) URL", raw)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -24,7 +25,6 @@ var requiredSources = []string{
 const minBuiltinSources = 64
 
 var (
-	placeholderRE   = regexp.MustCompile(`\{([^{}]*)\}`)
 	labelRE         = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	injectionRE     = regexp.MustCompile(`^(bearer|basic|header:[A-Za-z0-9-]+|query:[A-Za-z0-9_.-]+)$`)
 	fieldNameRE     = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -682,4 +682,40 @@ func TestLoadDirErrors(t *testing.T) {
 			t.Errorf("error %q should name the file and the key", err)
 		}
 	})
+}
+
+func TestParseChecksURLsAndPlaceholders(t *testing.T) {
+	base := "short_name: x\nname: X\nauth:\n  - type: oauth2\n    authorize_url: %s\n    token_url: https://a.example/token\nconfig_fields:\n  - {name: subdomain}\n"
+	tests := []struct {
+		url     string
+		wantErr string
+	}{
+		{"https://{subdomain}.example.com/authorize", ""},
+		{"http://127.0.0.1:9000/authorize", ""},
+		{"https://{tenant}.example.com/authorize", "{tenant}"},
+		{"/relative/authorize", "absolute"},
+		{"ftp://a.example/authorize", "absolute"},
+	}
+	for _, tc := range tests {
+		_, err := Parse([]byte(fmt.Sprintf(base, tc.url)))
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.url, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want one naming %q", tc.url, err, tc.wantErr)
+		}
+	}
+}
+
+func TestLoadDirRejectsDuplicateShortNames(t *testing.T) {
+	dir := t.TempDir()
+	def := "short_name: dup\nname: Dup\nauth:\n  - type: basic\n"
+	for _, f := range []string{"a.yaml", "b.yaml"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(def), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "already defined by a.yaml") {
+		t.Fatalf("Load = %v, want a duplicate error", err)
+	}
 }
