@@ -96,6 +96,19 @@ func (c *cli) print(v any, human func(w io.Writer)) error {
 	return nil
 }
 
+// withApp adapts a command body that needs the components: it opens them
+// (logs on stderr) and closes them after.
+func (c *cli) withApp(run func(cmd *cobra.Command, args []string, a *app.App) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		a, err := c.open(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return run(cmd, args, a)
+	}
+}
+
 // open starts the components with logs on stderr.
 func (c *cli) open(ctx context.Context) (*app.App, error) {
 	log, err := app.NewLogger(c.cfg, c.stderr)
@@ -109,17 +122,12 @@ func (c *cli) serveCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
 		Short: "Run the HTTP server",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			if err := a.Bootstrap(cmd.Context(), c.stderr); err != nil {
 				return err
 			}
 			return a.Serve(cmd.Context(), nil)
-		},
+		}),
 	}
 }
 
@@ -127,16 +135,11 @@ func (c *cli) migrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply pending database migrations",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context()) // Open migrates
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			return c.print(map[string]any{"status": "migrated", "database": a.Store.Flavor()}, func(w io.Writer) {
 				fmt.Fprintln(w, "database is up to date")
 			})
-		},
+		}),
 	}
 	c.jsonFlag(cmd)
 	return cmd
@@ -148,12 +151,7 @@ func (c *cli) orgCmd() *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create an organization",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			o, err := a.Tenants.CreateOrganization(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -161,18 +159,13 @@ func (c *cli) orgCmd() *cobra.Command {
 			return c.print(map[string]any{"id": o.ID, "name": o.Name, "created_at": o.CreatedAt}, func(w io.Writer) {
 				fmt.Fprintf(w, "organization %s created (id %s)\n", o.Name, o.ID)
 			})
-		},
+		}),
 	}
 	c.jsonFlag(create)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List organizations",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			orgs, err := a.Tenants.ListOrganizations(cmd.Context())
 			if err != nil {
 				return err
@@ -186,7 +179,7 @@ func (c *cli) orgCmd() *cobra.Command {
 					fmt.Fprintf(w, "%s\t%s\n", o.ID, o.Name)
 				}
 			})
-		},
+		}),
 	}
 	c.jsonFlag(list)
 	org.AddCommand(create, list)
@@ -199,12 +192,7 @@ func (c *cli) apikeyCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an API key (printed once)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			o, err := a.Tenants.Organization(cmd.Context(), orgName)
 			if err != nil {
 				return err
@@ -216,19 +204,14 @@ func (c *cli) apikeyCmd() *cobra.Command {
 			return c.print(map[string]any{"id": k.ID, "organization_id": o.ID, "name": k.Name, "key": key.Reveal()}, func(w io.Writer) {
 				fmt.Fprintf(w, "api key %s created for %s; it is shown only now:\n%s\n", k.ID, o.Name, key.Reveal())
 			})
-		},
+		}),
 	}
 	create.Flags().StringVar(&name, "name", "cli", "a label for the key")
 	c.jsonFlag(create)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List API keys (never their values)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			o, err := a.Tenants.Organization(cmd.Context(), orgName)
 			if err != nil {
 				return err
@@ -251,19 +234,14 @@ func (c *cli) apikeyCmd() *cobra.Command {
 					fmt.Fprintf(w, "%s\t%s…\t%s\t%s\n", k.ID, k.Prefix, k.Name, state)
 				}
 			})
-		},
+		}),
 	}
 	c.jsonFlag(list)
 	revoke := &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke an API key",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, args []string, a *app.App) error {
 			o, err := a.Tenants.Organization(cmd.Context(), orgName)
 			if err != nil {
 				return err
@@ -272,7 +250,7 @@ func (c *cli) apikeyCmd() *cobra.Command {
 				return err
 			}
 			return c.print(map[string]any{"id": args[0], "revoked": true}, func(w io.Writer) { fmt.Fprintf(w, "api key %s revoked\n", args[0]) })
-		},
+		}),
 	}
 	c.jsonFlag(revoke)
 	for _, sub := range []*cobra.Command{create, list, revoke} {
@@ -288,12 +266,7 @@ func (c *cli) keysCmd() *cobra.Command {
 	rotate := &cobra.Command{
 		Use:   "rotate",
 		Short: "Add a new primary key and re-encrypt every credential with it (safe while servers run)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			start := time.Now()
 			id, err := a.Vault.Rotate()
 			if err != nil {
@@ -308,19 +281,14 @@ func (c *cli) keysCmd() *cobra.Command {
 				"raced": res.Raced, "duration_ms": time.Since(start).Milliseconds()}, func(w io.Writer) {
 				fmt.Fprintf(w, "primary key is now %d; re-encrypted %d of %d credentials\n", id, res.Reencrypted, res.Scanned)
 			})
-		},
+		}),
 	}
 	rotate.Flags().IntVar(&batch, "batch", 500, "credentials per batch")
 	c.jsonFlag(rotate)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List keys and how many credentials each seals",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			counts, err := a.Store.CountCredentialsByKey(cmd.Context())
 			if err != nil {
 				return err
@@ -335,18 +303,13 @@ func (c *cli) keysCmd() *cobra.Command {
 					fmt.Fprintf(w, "%d\tprimary=%v\tcredentials=%d\n", k["key_id"], k["primary"], k["credentials"])
 				}
 			})
-		},
+		}),
 	}
 	c.jsonFlag(list)
 	prune := &cobra.Command{
 		Use:   "prune",
 		Short: "Delete non-primary keys that no stored credential uses (run after every server has the new keyset)",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			counts, err := a.Store.CountCredentialsByKey(cmd.Context())
 			if err != nil {
 				return err
@@ -356,7 +319,7 @@ func (c *cli) keysCmd() *cobra.Command {
 				return err
 			}
 			return c.print(map[string]any{"removed": removed}, func(w io.Writer) { fmt.Fprintf(w, "removed keys: %v\n", removed) })
-		},
+		}),
 	}
 	c.jsonFlag(prune)
 	cmd.AddCommand(rotate, list, prune)

@@ -12,6 +12,7 @@ import (
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/tenant"
 )
 
 // AuthDetails is what a connection shows about its credential: never a value.
@@ -204,6 +205,14 @@ func validID(id string) error {
 	return nil
 }
 
+// callerFor returns the caller, after checking id could name a connection.
+func callerFor(ctx context.Context, id string) (tenant.Principal, error) {
+	if err := validID(id); err != nil {
+		return tenant.Principal{}, err
+	}
+	return shared.Principal(ctx)
+}
+
 func firstNonNil(a, b map[string]any) (map[string]any, []any) {
 	if a != nil {
 		return a, []any{"body", "config_fields"}
@@ -260,11 +269,8 @@ func (h *Handlers) registerConnections(api huma.API) {
 
 	shared.Register(api, h.log, op("get-source-connection", http.MethodGet, "/source-connections/{id}", "Get a source connection", "source-connections"),
 		func(ctx context.Context, in *idPath) (*connectionOutput, error) {
-			p, err := shared.Principal(ctx)
+			p, err := callerFor(ctx, in.ID)
 			if err != nil {
-				return nil, err
-			}
-			if err := validID(in.ID); err != nil {
 				return nil, err
 			}
 			v, err := h.conns.Get(ctx, p.OrganizationID, in.ID)
@@ -277,11 +283,8 @@ func (h *Handlers) registerConnections(api huma.API) {
 	shared.Register(api, h.log, op("update-source-connection", http.MethodPatch, "/source-connections/{id}",
 		"Update a source connection; new credentials are re-encrypted and clear needs_reauth", "source-connections"),
 		func(ctx context.Context, in *updateConnectionInput) (*connectionOutput, error) {
-			p, err := shared.Principal(ctx)
+			p, err := callerFor(ctx, in.ID)
 			if err != nil {
-				return nil, err
-			}
-			if err := validID(in.ID); err != nil {
 				return nil, err
 			}
 			b := in.Body
@@ -306,11 +309,8 @@ func (h *Handlers) registerConnections(api huma.API) {
 	shared.Register(api, h.log, op("delete-source-connection", http.MethodDelete, "/source-connections/{id}",
 		"Delete a source connection and erase its credential", "source-connections"),
 		func(ctx context.Context, in *idPath) (*connectionOutput, error) {
-			p, err := shared.Principal(ctx)
+			p, err := callerFor(ctx, in.ID)
 			if err != nil {
-				return nil, err
-			}
-			if err := validID(in.ID); err != nil {
 				return nil, err
 			}
 			v, err := h.conns.Delete(ctx, p.OrganizationID, in.ID)
@@ -326,11 +326,8 @@ func (h *Handlers) registerConnections(api huma.API) {
 		CacheControl string `header:"Cache-Control"`
 		Body         map[string]any
 	}, error) {
-		p, err := shared.Principal(ctx)
+		p, err := callerFor(ctx, in.ID)
 		if err != nil {
-			return nil, err
-		}
-		if err := validID(in.ID); err != nil {
 			return nil, err
 		}
 		t, err := h.conns.Token(ctx, p.OrganizationID, in.ID, in.IncludeRefreshToken, connection.Audit{Actor: p.Actor(), RemoteAddr: shared.RemoteAddr(ctx)})

@@ -9,7 +9,7 @@ import (
 
 const collectionCols = `id, organization_id, name, readable_id, created_at, modified_at`
 
-func scanCollection(sc interface{ Scan(...any) error }) (store.Collection, error) {
+func scanCollection(sc scanner) (store.Collection, error) {
 	var c store.Collection
 	err := sc.Scan(&c.ID, &c.OrganizationID, &c.Name, &c.ReadableID, &c.CreatedAt, &c.ModifiedAt)
 	c.CreatedAt, c.ModifiedAt = c.CreatedAt.UTC(), c.ModifiedAt.UTC()
@@ -40,19 +40,7 @@ func (s *Store) GetCollectionByID(ctx context.Context, orgID, id string) (store.
 func (s *Store) ListCollections(ctx context.Context, orgID string, skip, limit int) ([]store.Collection, error) {
 	rows, err := s.query(ctx, s.db, `SELECT `+collectionCols+` FROM collections WHERE organization_id = ? ORDER BY created_at, id LIMIT ? OFFSET ?`,
 		orgID, limit, skip)
-	if err != nil {
-		return nil, s.wrap(err, "list collections")
-	}
-	defer rows.Close()
-	out := []store.Collection{}
-	for rows.Next() {
-		c, err := scanCollection(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list collections")
-		}
-		out = append(out, c)
-	}
-	return out, s.wrap(rows.Err(), "list collections")
+	return collect(s, rows, err, "list collections", scanCollection)
 }
 
 // DeleteCollection removes a collection with its connections and credentials.

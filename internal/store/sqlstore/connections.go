@@ -14,7 +14,7 @@ const connectionCols = `sc.id, sc.organization_id, sc.collection_id, c.readable_
 
 const connectionFrom = ` FROM source_connections sc JOIN collections c ON c.id = sc.collection_id `
 
-func scanConnection(sc interface{ Scan(...any) error }) (store.SourceConnection, error) {
+func scanConnection(sc scanner) (store.SourceConnection, error) {
 	var c store.SourceConnection
 	var config, schedule []byte
 	var authAt sql.NullTime
@@ -82,19 +82,7 @@ func (s *Store) ListConnections(ctx context.Context, orgID string, f store.Conne
 	q += ` ORDER BY sc.created_at, sc.id LIMIT ? OFFSET ?`
 	args = append(args, limit, f.Skip)
 	rows, err := s.query(ctx, s.db, q, args...)
-	if err != nil {
-		return nil, s.wrap(err, "list connections")
-	}
-	defer rows.Close()
-	out := []store.SourceConnection{}
-	for rows.Next() {
-		c, err := scanConnection(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list connections")
-		}
-		out = append(out, c)
-	}
-	return out, s.wrap(rows.Err(), "list connections")
+	return collect(s, rows, err, "list connections", scanConnection)
 }
 
 // UpdateConnection is a read-modify-write of one connection (and optionally

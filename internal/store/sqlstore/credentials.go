@@ -9,7 +9,7 @@ import (
 
 const credentialCols = `id, organization_id, source_connection_id, kind, ciphertext, key_id, version, expires_at, created_at, updated_at`
 
-func scanCredential(sc interface{ Scan(...any) error }) (store.Credential, error) {
+func scanCredential(sc scanner) (store.Credential, error) {
 	var c store.Credential
 	var conn sql.NullString
 	var exp sql.NullTime
@@ -38,19 +38,7 @@ func (s *Store) GetCredentialForConnection(ctx context.Context, orgID, connectio
 // ListCredentials pages through every credential by id.
 func (s *Store) ListCredentials(ctx context.Context, afterID string, limit int) ([]store.Credential, error) {
 	rows, err := s.query(ctx, s.db, `SELECT `+credentialCols+` FROM credentials WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
-	if err != nil {
-		return nil, s.wrap(err, "list credentials")
-	}
-	defer rows.Close()
-	var out []store.Credential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list credentials")
-		}
-		out = append(out, c)
-	}
-	return out, s.wrap(rows.Err(), "list credentials")
+	return collect(s, rows, err, "list credentials", scanCredential)
 }
 
 // ReplaceCiphertext swaps the ciphertext if it is still old.
@@ -89,22 +77,16 @@ func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
 	return s.wrap(err, "append audit")
 }
 
+func scanAudit(sc scanner) (store.AuditEvent, error) {
+	var e store.AuditEvent
+	err := sc.Scan(&e.ID, &e.OrganizationID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &e.RemoteAddr, &e.CreatedAt)
+	e.CreatedAt = e.CreatedAt.UTC()
+	return e, err
+}
+
 // ListAudit returns an organization's newest audit events first.
 func (s *Store) ListAudit(ctx context.Context, orgID string, limit int) ([]store.AuditEvent, error) {
 	rows, err := s.query(ctx, s.db, `SELECT id, organization_id, actor, action, target_type, target_id, remote_addr, created_at
 		FROM audit_log WHERE organization_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, orgID, limit)
-	if err != nil {
-		return nil, s.wrap(err, "list audit")
-	}
-	defer rows.Close()
-	var out []store.AuditEvent
-	for rows.Next() {
-		var e store.AuditEvent
-		if err := rows.Scan(&e.ID, &e.OrganizationID, &e.Actor, &e.Action, &e.TargetType, &e.TargetID, &e.RemoteAddr, &e.CreatedAt); err != nil {
-			return nil, s.wrap(err, "list audit")
-		}
-		e.CreatedAt = e.CreatedAt.UTC()
-		out = append(out, e)
-	}
-	return out, s.wrap(rows.Err(), "list audit")
+	return collect(s, rows, err, "list audit", scanAudit)
 }

@@ -17,30 +17,22 @@ func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) er
 
 // GetOrganization finds an organization by id or by name.
 func (s *Store) GetOrganization(ctx context.Context, idOrName string) (store.Organization, error) {
-	var o store.Organization
-	err := s.queryRow(ctx, s.db, `SELECT id, name, created_at FROM organizations WHERE id = ? OR name = ? ORDER BY created_at LIMIT 1`,
-		idOrName, idOrName).Scan(&o.ID, &o.Name, &o.CreatedAt)
-	o.CreatedAt = o.CreatedAt.UTC()
+	o, err := scanOrganization(s.queryRow(ctx, s.db, `SELECT id, name, created_at FROM organizations WHERE id = ? OR name = ? ORDER BY created_at LIMIT 1`,
+		idOrName, idOrName))
 	return o, s.wrap(err, "organization")
+}
+
+func scanOrganization(sc scanner) (store.Organization, error) {
+	var o store.Organization
+	err := sc.Scan(&o.ID, &o.Name, &o.CreatedAt)
+	o.CreatedAt = o.CreatedAt.UTC()
+	return o, err
 }
 
 // ListOrganizations lists every organization, oldest first.
 func (s *Store) ListOrganizations(ctx context.Context) ([]store.Organization, error) {
 	rows, err := s.query(ctx, s.db, `SELECT id, name, created_at FROM organizations ORDER BY created_at, id`)
-	if err != nil {
-		return nil, s.wrap(err, "list organizations")
-	}
-	defer rows.Close()
-	var out []store.Organization
-	for rows.Next() {
-		var o store.Organization
-		if err := rows.Scan(&o.ID, &o.Name, &o.CreatedAt); err != nil {
-			return nil, s.wrap(err, "list organizations")
-		}
-		o.CreatedAt = o.CreatedAt.UTC()
-		out = append(out, o)
-	}
-	return out, s.wrap(rows.Err(), "list organizations")
+	return collect(s, rows, err, "list organizations", scanOrganization)
 }
 
 // CountOrganizations counts organizations.
@@ -52,7 +44,7 @@ func (s *Store) CountOrganizations(ctx context.Context) (int, error) {
 
 const apiKeyCols = `id, organization_id, name, prefix, key_hash, created_at, last_used_at, revoked_at`
 
-func scanAPIKey(sc interface{ Scan(...any) error }) (store.APIKey, error) {
+func scanAPIKey(sc scanner) (store.APIKey, error) {
 	var k store.APIKey
 	var used, revoked sql.NullTime
 	err := sc.Scan(&k.ID, &k.OrganizationID, &k.Name, &k.Prefix, &k.Hash, &k.CreatedAt, &used, &revoked)
@@ -77,19 +69,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (store.APIKey, er
 // ListAPIKeys lists an organization's keys, revoked ones included.
 func (s *Store) ListAPIKeys(ctx context.Context, orgID string) ([]store.APIKey, error) {
 	rows, err := s.query(ctx, s.db, `SELECT `+apiKeyCols+` FROM api_keys WHERE organization_id = ? ORDER BY created_at, id`, orgID)
-	if err != nil {
-		return nil, s.wrap(err, "list api keys")
-	}
-	defer rows.Close()
-	var out []store.APIKey
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, s.wrap(err, "list api keys")
-		}
-		out = append(out, k)
-	}
-	return out, s.wrap(rows.Err(), "list api keys")
+	return collect(s, rows, err, "list api keys", scanAPIKey)
 }
 
 // RevokeAPIKey marks a key revoked.

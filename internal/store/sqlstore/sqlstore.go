@@ -266,3 +266,23 @@ func checkAffected(res sql.Result, what string) error {
 	}
 	return nil
 }
+
+type scanner interface{ Scan(...any) error }
+
+// collect scans every row of a query with scan. The result is never nil, so
+// an empty list encodes as [].
+func collect[T any](s *Store, rows *sql.Rows, err error, what string, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, s.wrap(err, what)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.wrap(err, what)
+		}
+		out = append(out, v)
+	}
+	return out, s.wrap(rows.Err(), what)
+}
