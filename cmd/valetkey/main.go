@@ -289,7 +289,7 @@ func (c *cli) keysCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List keys and how many credentials each seals",
 		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
-			counts, err := a.Store.CountCredentialsByKey(cmd.Context())
+			counts, err := a.Store.CountSealedByKey(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -310,7 +310,7 @@ func (c *cli) keysCmd() *cobra.Command {
 		Use:   "prune",
 		Short: "Delete non-primary keys that no stored credential uses (run after every server has the new keyset)",
 		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
-			counts, err := a.Store.CountCredentialsByKey(cmd.Context())
+			counts, err := a.Store.CountSealedByKey(cmd.Context())
 			if err != nil {
 				return err
 			}

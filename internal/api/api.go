@@ -25,6 +25,7 @@ import (
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
 )
 
@@ -40,6 +41,7 @@ type Pinger interface {
 type Deps struct {
 	Tenants     *tenant.Service
 	Connections *connection.Service
+	Apps        *oauthapp.Service
 	DB          Pinger
 	Logger      *slog.Logger
 	// Registry receives the HTTP metrics; nil makes a private one.
@@ -94,7 +96,10 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, d.Connections, d.Logger)
+	native.Register(api, d.Connections, d.Apps, d.Logger)
+	flow := &oauthFlow{conns: d.Connections, log: d.Logger}
+	r.Get(connection.AuthorizePath+"{code}", flow.authorize)
+	r.Get(connection.CallbackPath, flow.callback)
 	return r
 }
 
@@ -115,7 +120,7 @@ func public(path string) bool {
 	case "/healthz", "/readyz", "/metrics", "/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml", "/docs":
 		return true
 	}
-	return strings.HasPrefix(path, "/docs/")
+	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, connection.AuthorizePath) || path == connection.CallbackPath
 }
 
 // authenticate resolves X-API-Key (or Authorization: Bearer) to the caller's

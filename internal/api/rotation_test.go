@@ -30,7 +30,7 @@ func TestKeyRotationWhileServing(t *testing.T) {
 				wantStatus(t, r, 200)
 				ids[i] = r.Map(t)["id"].(string)
 			}
-			before, err := s.App.Store.CountCredentialsByKey(t.Context())
+			before, err := s.App.Store.CountSealedByKey(t.Context())
 			if err != nil || len(before) != 1 {
 				t.Fatalf("before: %v, %v", before, err)
 			}
@@ -88,7 +88,7 @@ func TestKeyRotationWhileServing(t *testing.T) {
 			if res.Reencrypted+res.Raced != n || res.Scanned < n {
 				t.Fatalf("rotation result %+v, want %d re-encrypted", res, n)
 			}
-			after, err := s.App.Store.CountCredentialsByKey(t.Context())
+			after, err := s.App.Store.CountSealedByKey(t.Context())
 			if err != nil || after[newKey] != n || len(after) != 1 {
 				t.Fatalf("after rotation: %v, %v (new key %d)", after, err, newKey)
 			}

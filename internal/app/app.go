@@ -11,12 +11,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valetkey/valetkey/internal/api"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/oauth"
+	"github.com/valetkey/valetkey/internal/oauthapp"
+	"github.com/valetkey/valetkey/internal/refresh"
 	"github.com/valetkey/valetkey/internal/store/sqlstore"
 	"github.com/valetkey/valetkey/internal/tenant"
 	"github.com/valetkey/valetkey/internal/vault"
@@ -31,7 +36,20 @@ type App struct {
 	Catalog     *catalog.Catalog
 	Tenants     *tenant.Service
 	Connections *connection.Service
+	Apps        *oauthapp.Service
+	Refresh     *refresh.Engine
+
+	publicURL atomic.Value // string
 }
+
+// PublicURL is where browsers and providers reach this server.
+func (a *App) PublicURL() string {
+	s, _ := a.publicURL.Load().(string)
+	return s
+}
+
+// SetPublicURL sets the public URL (Serve does, once it listens).
+func (a *App) SetPublicURL(u string) { a.publicURL.Store(strings.TrimRight(u, "/")) }
 
 // NewLogger builds the process logger from the config.
 func NewLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
@@ -68,11 +86,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if err != nil {
 		return nil, err
 	}
-	return &App{
-		Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat,
-		Tenants:     tenant.New(st),
-		Connections: connection.New(st, cat, v),
-	}, nil
+	a := &App{Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat, Tenants: tenant.New(st)}
+	a.SetPublicURL(cfg.PublicURL)
+	a.Apps = oauthapp.New(st, cat, v)
+	a.Refresh = refresh.New(st, cat, refresh.ClientFunc(func(ctx context.Context, orgID, shortName string) (oauth.Client, error) {
+		reg, err := a.Apps.For(ctx, orgID, shortName)
+		return reg.Client, err
+	}), v, log, cfg.Refresh)
+	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log})
+	return a, nil
 }
 
 // Close releases the database.
@@ -97,7 +119,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then
@@ -109,6 +131,12 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	addr := ln.Addr().String()
 	a.Config.PublicURL = a.Config.PublicURLFor(addr)
+	a.SetPublicURL(a.Config.PublicURL)
+	if a.Config.SweepInterval > 0 {
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go a.Refresh.RunSweeper(sctx, a.Config.SweepInterval, refresh.SweepOptions{Window: a.Config.SweepWindow, Concurrency: a.Config.SweepConcurrency, Jitter: time.Second})
+	}
 	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

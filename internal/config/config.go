@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/valetkey/valetkey/internal/refresh"
 )
 
 // Config is every server setting.
@@ -25,6 +28,15 @@ type Config struct {
 	ComposioBaseURL  string `env:"VALETKEY_COMPOSIO_BASE_URL" envDefault:"https://backend.composio.dev"`
 	LogLevel         string `env:"VALETKEY_LOG_LEVEL" envDefault:"info"`
 	LogFormat        string `env:"VALETKEY_LOG_FORMAT" envDefault:"json"`
+
+	// Proactive refresh: every SweepInterval (0 disables), refresh tokens
+	// expiring within SweepWindow, at most SweepConcurrency at a time.
+	SweepInterval    time.Duration `env:"VALETKEY_REFRESH_SWEEP_INTERVAL" envDefault:"1m"`
+	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
+	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"8"`
+
+	// Refresh tunes the refresh engine (leases, retries); zero values take its defaults.
+	Refresh refresh.Options `env:"-"`
 }
 
 // FromEnv reads the environment.

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +21,9 @@ import (
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/credential"
+	"github.com/valetkey/valetkey/internal/oauth"
+	"github.com/valetkey/valetkey/internal/oauthapp"
+	"github.com/valetkey/valetkey/internal/refresh"
 	"github.com/valetkey/valetkey/internal/store"
 	"github.com/valetkey/valetkey/internal/vault"
 )
@@ -45,6 +50,33 @@ type Store interface {
 	DeleteConnection(ctx context.Context, orgID, id string) error
 	GetCredentialForConnection(ctx context.Context, orgID, connectionID string) (store.Credential, error)
 	AppendAudit(ctx context.Context, e store.AuditEvent) error
+	ListOAuthApps(ctx context.Context, orgID string) ([]store.OAuthApp, error)
+	CreateOAuthSession(ctx context.Context, s store.OAuthSession) error
+	UseSessionCode(ctx context.Context, codeHash []byte, now time.Time) (store.OAuthSession, error)
+	UseSessionState(ctx context.Context, stateHash []byte, now time.Time) (store.OAuthSession, error)
+}
+
+// Apps finds the organization's OAuth app for a source.
+type Apps interface {
+	For(ctx context.Context, orgID, shortName string) (oauthapp.Registration, error)
+}
+
+// Refresher hands out fresh credentials and revokes them.
+type Refresher interface {
+	Get(ctx context.Context, orgID, connectionID string, o refresh.GetOptions) (refresh.Fresh, error)
+	Revoke(ctx context.Context, conn store.SourceConnection, cred store.Credential) error
+}
+
+// Options are the service's collaborators.
+type Options struct {
+	Apps    Apps
+	Refresh Refresher
+	// PublicURL returns where browsers and providers reach Valetkey (known
+	// once the server listens).
+	PublicURL func() string
+	// HTTPClient talks to token endpoints for code exchange.
+	HTTPClient *http.Client
+	Log        *slog.Logger
 }
 
 // Service implements source connections and collections.
@@ -52,12 +84,19 @@ type Service struct {
 	st      Store
 	catalog *catalog.Catalog
 	sealer  credential.Sealer
+	opt     Options
 	now     func() time.Time
 }
 
 // New returns a Service.
-func New(st Store, cat *catalog.Catalog, c credential.Cipher) *Service {
-	return &Service{st: st, catalog: cat, sealer: credential.Sealer{C: c}, now: nowMicro}
+func New(st Store, cat *catalog.Catalog, c credential.Cipher, opt Options) *Service {
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{st: st, catalog: cat, sealer: credential.Sealer{C: c}, opt: opt, now: nowMicro}
 }
 
 // Catalog returns the source catalog.
@@ -98,6 +137,12 @@ type CreateInput struct {
 	ConfigLoc     []any
 	Schedule      json.RawMessage
 	Credentials   *Credentials
+	// RedirectURL is where the browser returns after the OAuth flow; it must
+	// be on the organization's allowlist.
+	RedirectURL    string
+	RedirectURLLoc []any
+	// Client is a one-connection OAuth client (bring your own client).
+	Client *oauth.Client
 }
 
 // View is a connection with what a response shows about its credential.
@@ -105,6 +150,10 @@ type View struct {
 	store.SourceConnection
 	Authenticated bool
 	ExpiresAt     *time.Time
+	// For a connection just created for the browser flow:
+	AuthURL        string
+	AuthURLExpires *time.Time
+	RedirectURL    string
 }
 
 // Create validates and stores a connection with its credential.
@@ -122,9 +171,11 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 	var method catalog.AuthMethod
 	var fields map[string]vault.Secret
 	if in.Credentials == nil || in.Credentials.Raw == nil {
-		if _, ok := src.Method(catalog.AuthOAuth2); ok && len(errs) == 0 {
-			// The browser flow needs the organization's OAuth app.
-			return View{}, apperr.BadRequest("No OAuth client configured for source '%s'", src.ShortName)
+		if m, ok := src.Method(catalog.AuthOAuth2); ok {
+			if len(errs) > 0 {
+				return View{}, apperr.Invalid(errs...)
+			}
+			return s.startBrowserFlow(ctx, orgID, src, m, in, config)
 		}
 		loc := []any{"body", "auth_fields"}
 		if in.Credentials != nil {
@@ -153,7 +204,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 		Status: store.StatusActive, AuthMethod: methodName(method, in.Credentials), Config: cfg, Schedule: in.Schedule,
 		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now,
 	}
-	cred, err := s.newCredential(orgID, conn.ID, method, fields, in.Credentials.ExpiresAt) // non-nil: checked above
+	cred, err := s.newCredential(orgID, conn.ID, method, credential.Payload{Fields: fields}, in.Credentials.ExpiresAt) // non-nil: checked above
 	if err != nil {
 		return View{}, err
 	}
@@ -170,13 +221,15 @@ func methodName(m catalog.AuthMethod, c *Credentials) string {
 	return MethodDirect
 }
 
-func (s *Service) newCredential(orgID, connID string, m catalog.AuthMethod, fields map[string]vault.Secret, exp *time.Time) (*store.Credential, error) {
+func (s *Service) newCredential(orgID, connID string, m catalog.AuthMethod, p credential.Payload, exp *time.Time) (*store.Credential, error) {
 	now := s.now().UTC()
 	c := &store.Credential{ID: newID(), OrganizationID: orgID, SourceConnectionID: connID, Kind: m.Type, Version: 1, CreatedAt: now, UpdatedAt: now}
-	p := credential.Payload{Fields: fields}
 	if m.Type == catalog.AuthOAuth2 {
-		p.TokenType = "Bearer"
+		if p.TokenType == "" {
+			p.TokenType = "Bearer"
+		}
 		c.ExpiresAt = exp
+		c.Refreshable = !p.Fields["refresh_token"].IsZero()
 	}
 	ct, keyID, err := s.sealer.Seal(orgID, c.ID, p)
 	if err != nil {
@@ -324,7 +377,7 @@ func (s *Service) Update(ctx context.Context, orgID, id string, in UpdateInput) 
 			m, fields, ferrs := chooseMethod(src, in.Credentials.Raw, in.Credentials.Loc)
 			errs = append(errs, ferrs...)
 			if len(errs) == 0 {
-				if cred, err = s.newCredential(orgID, c.ID, m, fields, in.Credentials.ExpiresAt); err != nil {
+				if cred, err = s.newCredential(orgID, c.ID, m, credential.Payload{Fields: fields}, in.Credentials.ExpiresAt); err != nil {
 					return nil, err
 				}
 				now := s.now().UTC()
@@ -355,6 +408,9 @@ func (s *Service) Delete(ctx context.Context, orgID, id string) (View, error) {
 	if err != nil {
 		return v, err
 	}
+	if cred, err := s.st.GetCredentialForConnection(ctx, orgID, id); err == nil && s.opt.Refresh != nil {
+		_ = s.opt.Refresh.Revoke(ctx, v.SourceConnection, cred) // best effort; logged by the engine
+	}
 	if err := s.st.DeleteConnection(ctx, orgID, id); err != nil {
 		return v, notFoundConn(err, id)
 	}
@@ -381,16 +437,11 @@ func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bo
 	if _, err := s.st.GetConnection(ctx, orgID, id); err != nil {
 		return Token{}, notFoundConn(err, id)
 	}
-	cred, err := s.st.GetCredentialForConnection(ctx, orgID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return Token{}, apperr.BadRequest("Source connection '%s' has no credential yet", id)
-	} else if err != nil {
-		return Token{}, err
-	}
-	p, err := s.sealer.Open(cred)
+	f, err := s.Fresh(ctx, orgID, id, refresh.GetOptions{})
 	if err != nil {
 		return Token{}, err
 	}
+	p := f.Payload
 	if !includeRefresh {
 		delete(p.Fields, "refresh_token")
 	}
@@ -402,9 +453,23 @@ func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bo
 	}
 	tt := p.TokenType
 	if tt == "" {
-		tt = cred.Kind
+		tt = f.Kind
 	}
-	return Token{Fields: p.Fields, TokenType: tt, ExpiresAt: cred.ExpiresAt}, nil
+	return Token{Fields: p.Fields, TokenType: tt, ExpiresAt: f.ExpiresAt}, nil
+}
+
+// Fresh returns the connection's credential, refreshed first when due. It
+// is what every consumer of a credential (the token route, jobs, execute)
+// calls.
+func (s *Service) Fresh(ctx context.Context, orgID, id string, o refresh.GetOptions) (refresh.Fresh, error) {
+	f, err := s.opt.Refresh.Get(ctx, orgID, id, o)
+	if errors.Is(err, store.ErrNotFound) {
+		if _, cerr := s.st.GetConnection(ctx, orgID, id); cerr != nil {
+			return f, notFoundConn(cerr, id)
+		}
+		return f, apperr.BadRequest("Source connection '%s' has no credential yet: complete its authorization first", id)
+	}
+	return f, err
 }
 
 // nowMicro is the clock: UTC at the precision both databases keep, so what a

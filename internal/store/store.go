@@ -88,8 +88,71 @@ type Credential struct {
 	KeyID              uint32
 	Version            int64
 	ExpiresAt          *time.Time
+	// Refreshable says the payload holds a refresh token, so the refresh
+	// engine and the sweeper can act on it without decrypting.
+	Refreshable bool
 	CreatedAt          time.Time
 	UpdatedAt          time.Time
+}
+
+// OAuthApp is an organization's own OAuth client for one source (white
+// label). The client secret is sealed in Ciphertext.
+type OAuthApp struct {
+	ID                   string
+	OrganizationID       string
+	ShortName            string
+	ClientID             string
+	Ciphertext           []byte
+	KeyID                uint32
+	Scopes               []string
+	RedirectURLAllowlist []string
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+}
+
+// OAuthSession is one pending browser authorization. The one-time code of
+// the auth URL and the state are stored only as hashes; the PKCE verifier
+// (and a one-connection client secret) are sealed in Ciphertext.
+type OAuthSession struct {
+	ID                 string
+	OrganizationID     string
+	SourceConnectionID string
+	ShortName          string
+	CodeHash           []byte
+	StateHash          []byte
+	Ciphertext         []byte
+	KeyID              uint32
+	RedirectURL        string
+	CreatedAt          time.Time
+	ExpiresAt          time.Time
+	CodeUsedAt         *time.Time
+	StateUsedAt        *time.Time
+}
+
+// SealedRow is any row holding a vault ciphertext, for key rotation.
+type SealedRow struct {
+	Table          string
+	ID             string
+	OrganizationID string
+	Ciphertext     []byte
+}
+
+// Tables whose rows hold vault ciphertexts.
+const (
+	TableCredentials   = "credentials"
+	TableOAuthApps     = "oauth_apps"
+	TableOAuthSessions = "oauth_sessions"
+)
+
+// SealedTables lists every table with ciphertexts.
+var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions}
+
+// RefreshCandidate is a credential the sweeper should refresh soon.
+type RefreshCandidate struct {
+	CredentialID       string
+	OrganizationID     string
+	SourceConnectionID string
+	ExpiresAt          time.Time
 }
 
 // AuditEvent records an access to a credential. It never holds a value.
@@ -149,15 +212,46 @@ type Store interface {
 	DeleteConnection(ctx context.Context, orgID, id string) error
 
 	GetCredentialForConnection(ctx context.Context, orgID, connectionID string) (Credential, error)
-	// ListCredentials pages through every credential ordered by id, starting
-	// after afterID, for key rotation.
-	ListCredentials(ctx context.Context, afterID string, limit int) ([]Credential, error)
-	// ReplaceCiphertext swaps a credential's ciphertext only while it still
-	// holds old (compare-and-swap), leaving its version alone. It reports
-	// whether the swap happened.
-	ReplaceCiphertext(ctx context.Context, id string, old, new []byte, keyID uint32) (bool, error)
-	// CountCredentialsByKey counts stored credentials per key id.
-	CountCredentialsByKey(ctx context.Context) (map[uint32]int, error)
+	GetCredential(ctx context.Context, id string) (Credential, error)
+
+	// TryLease takes the refresh lease of a credential for owner until the
+	// given time, if the credential is still at version and no live lease is
+	// held by someone else. It reports whether the lease was taken.
+	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (bool, error)
+	// ReleaseLease gives the lease back if owner holds it.
+	ReleaseLease(ctx context.Context, id, owner string) error
+	// SaveRefreshed stores a refreshed credential (new ciphertext, expiry,
+	// refreshable) as version+1 and releases the lease, only if the row is
+	// still at version and leased by owner: the fencing that makes a slow or
+	// resumed refresher unable to overwrite newer state. It reports whether
+	// the write happened; on false nothing changed.
+	SaveRefreshed(ctx context.Context, c Credential, version int64, owner string) (bool, error)
+	// MarkNeedsReauth sets the connection's status to needs_reauth and
+	// releases owner's lease on its credential, keeping the credential.
+	MarkNeedsReauth(ctx context.Context, orgID, connectionID, credentialID, owner string, at time.Time) error
+	// ListRefreshCandidates returns refreshable credentials expiring before
+	// the given time, not leased, of connections that are not needs_reauth.
+	ListRefreshCandidates(ctx context.Context, before, now time.Time, limit int) ([]RefreshCandidate, error)
+
+	// ListSealed pages through a table's ciphertexts by id, after afterID.
+	ListSealed(ctx context.Context, table, afterID string, limit int) ([]SealedRow, error)
+	// ReplaceSealed swaps a row's ciphertext only while it still holds old
+	// (compare-and-swap), leaving versions alone. It reports whether the swap happened.
+	ReplaceSealed(ctx context.Context, table, id string, old, new []byte, keyID uint32) (bool, error)
+	// CountSealedByKey counts ciphertexts per key id across every sealed table.
+	CountSealedByKey(ctx context.Context) (map[uint32]int, error)
+
+	PutOAuthApp(ctx context.Context, a OAuthApp) (OAuthApp, error)
+	GetOAuthApp(ctx context.Context, orgID, shortName string) (OAuthApp, error)
+	ListOAuthApps(ctx context.Context, orgID string) ([]OAuthApp, error)
+	DeleteOAuthApp(ctx context.Context, orgID, shortName string) error
+
+	CreateOAuthSession(ctx context.Context, s OAuthSession) error
+	// UseSessionCode marks the auth-URL code used and returns its session,
+	// if it exists, is unused and unexpired; else ErrNotFound.
+	UseSessionCode(ctx context.Context, codeHash []byte, now time.Time) (OAuthSession, error)
+	// UseSessionState does the same for the state.
+	UseSessionState(ctx context.Context, stateHash []byte, now time.Time) (OAuthSession, error)
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, orgID string, limit int) ([]AuditEvent, error)

@@ -73,6 +73,7 @@ func NewServer(t testing.TB, databaseURL string, mutate ...func(*config.Config))
 		t.Fatal(err)
 	}
 	s := &Server{Server: httptest.NewServer(a.Handler()), App: a, Key: cfg.BootstrapAPIKey, Logs: logs, Bodies: &SyncBuffer{}}
+	a.SetPublicURL(s.URL)
 	t.Cleanup(func() {
 		s.Close()
 		a.Close()

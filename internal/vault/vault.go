@@ -256,8 +256,12 @@ func writeKeyset(path string, h *keyset.Handle) error {
 	return nil
 }
 
-// CredentialAD is the associated data that binds a credential ciphertext to
-// its organization and credential id.
-func CredentialAD(orgID, credentialID string) []byte {
-	return []byte("valetkey/credential/v1|" + orgID + "|" + credentialID)
+// AD is the associated data that binds a ciphertext to what it belongs to:
+// its kind of record, organization and record id. A ciphertext copied to
+// another record does not open.
+func AD(kind, orgID, id string) []byte {
+	return []byte("valetkey/" + kind + "/v1|" + orgID + "|" + id)
 }
+
+// CredentialAD binds a credential ciphertext to its organization and id.
+func CredentialAD(orgID, credentialID string) []byte { return AD("credential", orgID, credentialID) }

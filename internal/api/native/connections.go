@@ -12,6 +12,8 @@ import (
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/oauth"
+	"github.com/valetkey/valetkey/internal/vault"
 	"github.com/valetkey/valetkey/internal/tenant"
 )
 
@@ -21,6 +23,9 @@ type AuthDetails struct {
 	Authenticated   bool       `json:"authenticated"`
 	AuthenticatedAt *time.Time `json:"authenticated_at"`
 	ExpiresAt       *time.Time `json:"expires_at"`
+	AuthURL         string     `json:"auth_url,omitempty" doc:"For oauth_browser/oauth_byoc connections just created: send the user here (single use)"`
+	AuthURLExpires  *time.Time `json:"auth_url_expires,omitempty"`
+	RedirectURL     string     `json:"redirect_url,omitempty" doc:"Where the browser returns with ?status=success&source_connection_id=... or ?status=error&error=..."`
 }
 
 // SyncDetails summarises a connection's sync jobs.
@@ -72,7 +77,8 @@ func connectionOut(v connection.View) SourceConnection {
 	return SourceConnection{
 		ID: v.ID, OrganizationID: v.OrganizationID, Name: v.Name, Description: v.Description, ShortName: v.ShortName,
 		ReadableCollectionID: v.CollectionRID, Status: v.Status, CreatedAt: v.CreatedAt, ModifiedAt: v.ModifiedAt,
-		Auth:   AuthDetails{Method: v.AuthMethod, Authenticated: v.Authenticated, AuthenticatedAt: v.AuthenticatedAt, ExpiresAt: v.ExpiresAt},
+		Auth: AuthDetails{Method: v.AuthMethod, Authenticated: v.Authenticated, AuthenticatedAt: v.AuthenticatedAt, ExpiresAt: v.ExpiresAt,
+			AuthURL: v.AuthURL, AuthURLExpires: v.AuthURLExpires, RedirectURL: v.RedirectURL},
 		Config: cfg, Schedule: sched,
 	}
 }
@@ -85,8 +91,9 @@ type Authentication struct {
 	RefreshToken *string        `json:"refresh_token,omitempty" doc:"OAuth2 refresh token to inject; kept and used"`
 	ExpiresAt    *string        `json:"expires_at,omitempty" doc:"Access token expiry, RFC 3339"`
 	ExpiresIn    *int64         `json:"expires_in,omitempty" minimum:"0" doc:"Access token lifetime in seconds from now"`
-	// OAuth browser flow fields (issue #4).
-	RedirectURI    string `json:"redirect_uri,omitempty"`
+	// OAuth browser flow: where the browser returns afterwards, and an
+	// optional one-connection client (bring your own client).
+	RedirectURI    string `json:"redirect_uri,omitempty" doc:"Where the browser returns after the OAuth flow (allowlisted)"`
 	ClientID       string `json:"client_id,omitempty"`
 	ClientSecret   string `json:"client_secret,omitempty"`
 	ConsumerKey    string `json:"consumer_key,omitempty"`
@@ -164,7 +171,7 @@ type createConnectionInput struct {
 		Authentication       *Authentication `json:"authentication,omitempty" doc:"Credentials (SDK shape)"`
 		Schedule             *Schedule       `json:"schedule,omitempty"`
 		SyncImmediately      *bool           `json:"sync_immediately,omitempty" doc:"Accepted; sync jobs arrive with issue #7"`
-		RedirectURL          string          `json:"redirect_url,omitempty" doc:"Where the OAuth browser flow returns (issue #4)"`
+		RedirectURL          string          `json:"redirect_url,omitempty" doc:"Where the browser returns after the OAuth flow; must be on the organization's allowlist"`
 	}
 }
 
@@ -238,10 +245,23 @@ func (h *Handlers) registerConnections(api huma.API) {
 			coll, collLoc = b.ReadableCollectionID, []any{"body", "readable_collection_id"}
 		}
 		cfg, cfgLoc := firstNonNil(b.ConfigFields, b.Config)
-		v, err := h.conns.Create(ctx, p.OrganizationID, connection.CreateInput{
+		ci := connection.CreateInput{
 			Name: b.Name, Description: b.Description, ShortName: b.ShortName, Collection: coll, CollectionLoc: collLoc,
 			Config: cfg, ConfigLoc: cfgLoc, Schedule: scheduleJSON(b.Schedule), Credentials: creds,
-		})
+			RedirectURL: b.RedirectURL, RedirectURLLoc: []any{"body", "redirect_url"},
+		}
+		if a := b.Authentication; a != nil {
+			if ci.RedirectURL == "" && a.RedirectURI != "" {
+				ci.RedirectURL, ci.RedirectURLLoc = a.RedirectURI, []any{"body", "authentication", "redirect_uri"}
+			}
+			if (a.ClientID == "") != (a.ClientSecret == "") {
+				return nil, apperr.Invalid(apperr.Field("missing", "Give client_id and client_secret together", "body", "authentication"))
+			}
+			if a.ClientID != "" {
+				ci.Client = &oauth.Client{ID: a.ClientID, Secret: vault.NewSecret(a.ClientSecret)}
+			}
+		}
+		v, err := h.conns.Create(ctx, p.OrganizationID, ci)
 		if err != nil {
 			return nil, err
 		}

@@ -11,18 +11,21 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/oauthapp"
 )
 
 // Handlers serves the native routes.
 type Handlers struct {
 	conns  *connection.Service
+	apps   *oauthapp.Service
 	log    *slog.Logger
 	loaded time.Time
 }
 
 // Register adds the native routes to api.
-func Register(api huma.API, conns *connection.Service, log *slog.Logger) {
-	h := &Handlers{conns: conns, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
+func Register(api huma.API, conns *connection.Service, apps *oauthapp.Service, log *slog.Logger) {
+	h := &Handlers{conns: conns, apps: apps, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
+	h.registerOAuthApps(api)
 	h.registerCollections(api)
 	h.registerSources(api)
 	h.registerConnections(api)

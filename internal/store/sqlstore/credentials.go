@@ -3,18 +3,22 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"time"
 
 	"github.com/valetkey/valetkey/internal/store"
 )
 
-const credentialCols = `id, organization_id, source_connection_id, kind, ciphertext, key_id, version, expires_at, created_at, updated_at`
+const credentialCols = `id, organization_id, source_connection_id, kind, ciphertext, key_id, version, expires_at, created_at, updated_at, refreshable`
 
 func scanCredential(sc scanner) (store.Credential, error) {
 	var c store.Credential
 	var conn sql.NullString
 	var exp sql.NullTime
 	var keyID int64
-	err := sc.Scan(&c.ID, &c.OrganizationID, &conn, &c.Kind, &c.Ciphertext, &keyID, &c.Version, &exp, &c.CreatedAt, &c.UpdatedAt)
+	var refreshable int
+	err := sc.Scan(&c.ID, &c.OrganizationID, &conn, &c.Kind, &c.Ciphertext, &keyID, &c.Version, &exp, &c.CreatedAt, &c.UpdatedAt, &refreshable)
+	c.Refreshable = refreshable != 0
 	c.SourceConnectionID = conn.String
 	c.KeyID = uint32(keyID)
 	c.ExpiresAt = timePtr(exp)
@@ -23,9 +27,9 @@ func scanCredential(sc scanner) (store.Credential, error) {
 }
 
 func (s *Store) insertCredential(ctx context.Context, q querier, c store.Credential) error {
-	_, err := s.exec(ctx, q, `INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, q, `INSERT INTO credentials (`+credentialCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.OrganizationID, nullString(c.SourceConnectionID), c.Kind, c.Ciphertext, int64(c.KeyID), c.Version,
-		utcPtr(c.ExpiresAt), utc(c.CreatedAt), utc(c.UpdatedAt))
+		utcPtr(c.ExpiresAt), utc(c.CreatedAt), utc(c.UpdatedAt), boolInt(c.Refreshable))
 	return s.wrap(err, "create credential")
 }
 
@@ -35,15 +39,104 @@ func (s *Store) GetCredentialForConnection(ctx context.Context, orgID, connectio
 	return c, s.wrap(err, "credential")
 }
 
-// ListCredentials pages through every credential by id.
-func (s *Store) ListCredentials(ctx context.Context, afterID string, limit int) ([]store.Credential, error) {
-	rows, err := s.query(ctx, s.db, `SELECT `+credentialCols+` FROM credentials WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
-	return collect(s, rows, err, "list credentials", scanCredential)
+// GetCredential returns a credential by id.
+func (s *Store) GetCredential(ctx context.Context, id string) (store.Credential, error) {
+	c, err := scanCredential(s.queryRow(ctx, s.db, `SELECT `+credentialCols+` FROM credentials WHERE id = ?`, id))
+	return c, s.wrap(err, "credential")
 }
 
-// ReplaceCiphertext swaps the ciphertext if it is still old.
-func (s *Store) ReplaceCiphertext(ctx context.Context, id string, old, new []byte, keyID uint32) (bool, error) {
-	res, err := s.exec(ctx, s.db, `UPDATE credentials SET ciphertext = ?, key_id = ? WHERE id = ? AND ciphertext = ?`, new, int64(keyID), id, old)
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TryLease takes the refresh lease if the row is at version and unleased
+// (or its lease has lapsed).
+func (s *Store) TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (bool, error) {
+	res, err := s.exec(ctx, s.db, `UPDATE credentials SET lease_owner = ?, lease_expires_at = ?
+		WHERE id = ? AND version = ? AND (lease_owner IS NULL OR lease_expires_at < ?)`, owner, utc(until), id, version, utc(now))
+	if err != nil {
+		return false, s.wrap(err, "lease credential")
+	}
+	n, err := res.RowsAffected()
+	return n == 1, s.wrap(err, "lease credential")
+}
+
+// ReleaseLease gives the lease back.
+func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
+	_, err := s.exec(ctx, s.db, `UPDATE credentials SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?`, id, owner)
+	return s.wrap(err, "release lease")
+}
+
+// SaveRefreshed writes the refreshed credential under the version fence.
+func (s *Store) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error) {
+	res, err := s.exec(ctx, s.db, `UPDATE credentials SET ciphertext = ?, key_id = ?, expires_at = ?, refreshable = ?, updated_at = ?,
+		version = version + 1, lease_owner = NULL, lease_expires_at = NULL
+		WHERE id = ? AND version = ? AND lease_owner = ?`,
+		c.Ciphertext, int64(c.KeyID), utcPtr(c.ExpiresAt), boolInt(c.Refreshable), utc(c.UpdatedAt), c.ID, version, owner)
+	if err != nil {
+		return false, s.wrap(err, "save refreshed credential")
+	}
+	n, err := res.RowsAffected()
+	return n == 1, s.wrap(err, "save refreshed credential")
+}
+
+// MarkNeedsReauth flags the connection and releases the lease in one transaction.
+func (s *Store) MarkNeedsReauth(ctx context.Context, orgID, connectionID, credentialID, owner string, at time.Time) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, `UPDATE source_connections SET status = ?, modified_at = ? WHERE organization_id = ? AND id = ?`,
+			store.StatusNeedsReauth, utc(at), orgID, connectionID); err != nil {
+			return s.wrap(err, "mark needs_reauth")
+		}
+		_, err := s.exec(ctx, tx, `UPDATE credentials SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?`, credentialID, owner)
+		return s.wrap(err, "mark needs_reauth")
+	})
+}
+
+// ListRefreshCandidates finds refreshable credentials that expire soon.
+func (s *Store) ListRefreshCandidates(ctx context.Context, before, now time.Time, limit int) ([]store.RefreshCandidate, error) {
+	rows, err := s.query(ctx, s.db, `SELECT cr.id, cr.organization_id, cr.source_connection_id, cr.expires_at
+		FROM credentials cr JOIN source_connections sc ON sc.id = cr.source_connection_id
+		WHERE cr.refreshable = 1 AND cr.expires_at IS NOT NULL AND cr.expires_at < ?
+		  AND (cr.lease_owner IS NULL OR cr.lease_expires_at < ?) AND sc.status <> ?
+		ORDER BY cr.expires_at LIMIT ?`, utc(before), utc(now), store.StatusNeedsReauth, limit)
+	return collect(s, rows, err, "list refresh candidates", func(sc scanner) (store.RefreshCandidate, error) {
+		var c store.RefreshCandidate
+		err := sc.Scan(&c.CredentialID, &c.OrganizationID, &c.SourceConnectionID, &c.ExpiresAt)
+		c.ExpiresAt = c.ExpiresAt.UTC()
+		return c, err
+	})
+}
+
+func sealedTable(table string) error {
+	for _, t := range store.SealedTables {
+		if t == table {
+			return nil
+		}
+	}
+	return fmt.Errorf("store: %q is not a sealed table", table)
+}
+
+// ListSealed pages through a table's ciphertexts.
+func (s *Store) ListSealed(ctx context.Context, table, afterID string, limit int) ([]store.SealedRow, error) {
+	if err := sealedTable(table); err != nil {
+		return nil, err
+	}
+	rows, err := s.query(ctx, s.db, `SELECT id, organization_id, ciphertext FROM `+table+` WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	return collect(s, rows, err, "list "+table, func(sc scanner) (store.SealedRow, error) {
+		r := store.SealedRow{Table: table}
+		return r, sc.Scan(&r.ID, &r.OrganizationID, &r.Ciphertext)
+	})
+}
+
+// ReplaceSealed swaps a ciphertext if it is still old.
+func (s *Store) ReplaceSealed(ctx context.Context, table, id string, old, new []byte, keyID uint32) (bool, error) {
+	if err := sealedTable(table); err != nil {
+		return false, err
+	}
+	res, err := s.exec(ctx, s.db, `UPDATE `+table+` SET ciphertext = ?, key_id = ? WHERE id = ? AND ciphertext = ?`, new, int64(keyID), id, old)
 	if err != nil {
 		return false, s.wrap(err, "replace ciphertext")
 	}
@@ -51,23 +144,23 @@ func (s *Store) ReplaceCiphertext(ctx context.Context, id string, old, new []byt
 	return n == 1, s.wrap(err, "replace ciphertext")
 }
 
-// CountCredentialsByKey counts credentials per sealing key.
-func (s *Store) CountCredentialsByKey(ctx context.Context) (map[uint32]int, error) {
-	rows, err := s.query(ctx, s.db, `SELECT key_id, COUNT(*) FROM credentials GROUP BY key_id`)
-	if err != nil {
-		return nil, s.wrap(err, "count credentials")
-	}
-	defer rows.Close()
+// CountSealedByKey counts ciphertexts per sealing key across sealed tables.
+func (s *Store) CountSealedByKey(ctx context.Context) (map[uint32]int, error) {
 	out := map[uint32]int{}
-	for rows.Next() {
-		var k int64
-		var n int
-		if err := rows.Scan(&k, &n); err != nil {
-			return nil, s.wrap(err, "count credentials")
+	for _, table := range store.SealedTables {
+		rows, err := s.query(ctx, s.db, `SELECT key_id, COUNT(*) FROM `+table+` GROUP BY key_id`)
+		counts, err := collect(s, rows, err, "count "+table, func(sc scanner) ([2]int64, error) {
+			var kv [2]int64
+			return kv, sc.Scan(&kv[0], &kv[1])
+		})
+		if err != nil {
+			return nil, err
 		}
-		out[uint32(k)] = n
+		for _, kv := range counts {
+			out[uint32(kv[0])] += int(kv[1])
+		}
 	}
-	return out, s.wrap(rows.Err(), "count credentials")
+	return out, nil
 }
 
 // AppendAudit records an audit event.

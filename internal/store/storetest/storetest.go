@@ -33,6 +33,10 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReplaceCiphertextIsCompareAndSwap", testReplaceCiphertext},
 		{"DeleteCollectionCascades", testDeleteCollection},
 		{"Audit", testAudit},
+		{"LeaseAndFencedRefresh", testLease},
+		{"RefreshCandidates", testRefreshCandidates},
+		{"OAuthApps", testOAuthApps},
+		{"OAuthSessionsAreSingleUse", testOAuthSessions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -311,10 +315,10 @@ func testReplaceCiphertext(t *testing.T, s store.Store) {
 		}
 		ids = append(ids, cred.ID)
 	}
-	var seen []store.Credential
+	var seen []store.SealedRow
 	after := ""
 	for {
-		page, err := s.ListCredentials(ctx, after, 2)
+		page, err := s.ListSealed(ctx, store.TableCredentials, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,20 +332,23 @@ func testReplaceCiphertext(t *testing.T, s store.Store) {
 		t.Fatalf("paged %d credentials, want 5", len(seen))
 	}
 	first := seen[0]
-	ok, err := s.ReplaceCiphertext(ctx, first.ID, []byte("not-the-current"), []byte("new"), 7)
+	ok, err := s.ReplaceSealed(ctx, store.TableCredentials, first.ID, []byte("not-the-current"), []byte("new"), 7)
 	if err != nil || ok {
 		t.Fatalf("stale swap = %v, %v; want refused", ok, err)
 	}
-	ok, err = s.ReplaceCiphertext(ctx, first.ID, first.Ciphertext, []byte("new"), 7)
+	ok, err = s.ReplaceSealed(ctx, store.TableCredentials, first.ID, first.Ciphertext, []byte("new"), 7)
 	if err != nil || !ok {
 		t.Fatalf("swap = %v, %v", ok, err)
 	}
-	counts, err := s.CountCredentialsByKey(ctx)
+	if _, err := s.ListSealed(ctx, "organizations", "", 1); err == nil {
+		t.Fatal("ListSealed accepted a table without ciphertexts")
+	}
+	counts, err := s.CountSealedByKey(ctx)
 	if err != nil || counts[7] != 1 || counts[42] != 4 {
 		t.Fatalf("counts = %v, %v", counts, err)
 	}
-	got, _ := s.GetCredentialForConnection(ctx, o.ID, first.SourceConnectionID)
-	if string(got.Ciphertext) != "new" || got.Version != first.Version {
+	got, _ := s.GetCredential(ctx, first.ID)
+	if string(got.Ciphertext) != "new" || got.Version != 1 {
 		t.Fatalf("after swap = %q v%d", got.Ciphertext, got.Version)
 	}
 }
@@ -375,4 +382,154 @@ func testAudit(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 2 || list[0].TargetID != "2" {
 		t.Fatalf("audit = %+v, %v", list, err)
 	}
+}
+
+func testLease(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	conn := newConnection(o.ID, c.ID)
+	cred := newCredential(o.ID, conn.ID, "v1")
+	cred.Refreshable = true
+	if err := s.CreateConnection(ctx, conn, cred); err != nil {
+		t.Fatal(err)
+	}
+	t0 := now()
+	if ok, err := s.TryLease(ctx, cred.ID, 2, "a", t0, t0.Add(time.Minute)); err != nil || ok {
+		t.Fatalf("lease at a stale version = %v, %v", ok, err)
+	}
+	if ok, err := s.TryLease(ctx, cred.ID, 1, "a", t0, t0.Add(time.Minute)); err != nil || !ok {
+		t.Fatalf("lease = %v, %v", ok, err)
+	}
+	if ok, _ := s.TryLease(ctx, cred.ID, 1, "b", t0, t0.Add(time.Minute)); ok {
+		t.Fatal("a second owner took a live lease")
+	}
+	// A lapsed lease can be taken over.
+	if ok, _ := s.TryLease(ctx, cred.ID, 1, "b", t0.Add(2*time.Minute), t0.Add(3*time.Minute)); !ok {
+		t.Fatal("lapsed lease not taken over")
+	}
+	// The old owner, resuming, cannot write: the fence holds.
+	upd := *cred
+	upd.Ciphertext, upd.UpdatedAt = []byte("from-a"), now()
+	if ok, err := s.SaveRefreshed(ctx, upd, 1, "a"); err != nil || ok {
+		t.Fatalf("fenced-out save = %v, %v", ok, err)
+	}
+	upd.Ciphertext = []byte("from-b")
+	exp := now().Add(time.Hour)
+	upd.ExpiresAt, upd.Refreshable = &exp, true
+	if ok, err := s.SaveRefreshed(ctx, upd, 1, "b"); err != nil || !ok {
+		t.Fatalf("save = %v, %v", ok, err)
+	}
+	got, _ := s.GetCredential(ctx, cred.ID)
+	if string(got.Ciphertext) != "from-b" || got.Version != 2 || !got.ExpiresAt.Equal(exp) || !got.Refreshable {
+		t.Fatalf("after save = %+v", got)
+	}
+	// The lease was released with the save; version 1 is gone.
+	if ok, _ := s.SaveRefreshed(ctx, upd, 1, "b"); ok {
+		t.Fatal("saved twice at the same version")
+	}
+	if ok, _ := s.TryLease(ctx, cred.ID, 2, "c", now(), now().Add(time.Minute)); !ok {
+		t.Fatal("lease not released by save")
+	}
+	if err := s.ReleaseLease(ctx, cred.ID, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.TryLease(ctx, cred.ID, 2, "d", now(), now().Add(time.Minute)); !ok {
+		t.Fatal("lease not released")
+	}
+	if err := s.MarkNeedsReauth(ctx, o.ID, conn.ID, cred.ID, "d", now()); err != nil {
+		t.Fatal(err)
+	}
+	gc, _ := s.GetConnection(ctx, o.ID, conn.ID)
+	kept, _ := s.GetCredential(ctx, cred.ID)
+	if gc.Status != store.StatusNeedsReauth || string(kept.Ciphertext) != "from-b" {
+		t.Fatalf("needs_reauth: status %s, credential %q", gc.Status, kept.Ciphertext)
+	}
+	if ok, _ := s.TryLease(ctx, cred.ID, 2, "e", now(), now().Add(time.Minute)); !ok {
+		t.Fatal("MarkNeedsReauth kept the lease")
+	}
+}
+
+func testRefreshCandidates(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	base := now()
+	mk := func(expIn time.Duration, refreshable bool, status string) string {
+		conn := newConnection(o.ID, c.ID)
+		conn.Status = status
+		cred := newCredential(o.ID, conn.ID, "x")
+		exp := base.Add(expIn)
+		cred.ExpiresAt, cred.Refreshable = &exp, refreshable
+		if err := s.CreateConnection(ctx, conn, cred); err != nil {
+			t.Fatal(err)
+		}
+		return cred.ID
+	}
+	soon := mk(2*time.Minute, true, store.StatusActive)
+	sooner := mk(time.Minute, true, store.StatusActive)
+	mk(time.Hour, true, store.StatusActive)                // not yet
+	mk(time.Minute, false, store.StatusActive)             // nothing to refresh with
+	mk(time.Minute, true, store.StatusNeedsReauth)         // broken
+	leased := mk(30*time.Second, true, store.StatusActive) // someone is on it
+	if ok, _ := s.TryLease(ctx, leased, 1, "x", base, base.Add(time.Minute)); !ok {
+		t.Fatal("lease")
+	}
+	got, err := s.ListRefreshCandidates(ctx, base.Add(10*time.Minute), base, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].CredentialID != sooner || got[1].CredentialID != soon {
+		t.Fatalf("candidates = %+v", got)
+	}
+}
+
+func testOAuthApps(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	a := store.OAuthApp{ID: newID(), OrganizationID: o.ID, ShortName: "notion", ClientID: "cid", Ciphertext: []byte("sealed"), KeyID: 3,
+		Scopes: []string{"read"}, RedirectURLAllowlist: []string{"https://app.example.com/cb"}, CreatedAt: now(), UpdatedAt: now()}
+	got, err := s.PutOAuthApp(ctx, a)
+	if err != nil || got.ClientID != "cid" || len(got.Scopes) != 1 || got.RedirectURLAllowlist[0] != "https://app.example.com/cb" {
+		t.Fatalf("put = %+v, %v", got, err)
+	}
+	a.ClientID, a.Scopes, a.UpdatedAt = "cid2", nil, now()
+	if got, err = s.PutOAuthApp(ctx, a); err != nil || got.ClientID != "cid2" || len(got.Scopes) != 0 || !got.CreatedAt.Equal(a.CreatedAt) {
+		t.Fatalf("replace = %+v, %v", got, err)
+	}
+	other := mustOrg(t, s, "globex")
+	_, err = s.GetOAuthApp(ctx, other.ID, "notion")
+	wantErr(t, err, store.ErrNotFound)
+	list, _ := s.ListOAuthApps(ctx, o.ID)
+	if len(list) != 1 {
+		t.Fatalf("list = %d", len(list))
+	}
+	wantErr(t, s.DeleteOAuthApp(ctx, other.ID, "notion"), store.ErrNotFound)
+	if err := s.DeleteOAuthApp(ctx, o.ID, "notion"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetOAuthApp(ctx, o.ID, "notion")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testOAuthSessions(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	sess := store.OAuthSession{ID: newID(), OrganizationID: o.ID, ShortName: "notion", CodeHash: []byte("code-h"), StateHash: []byte("state-h"),
+		Ciphertext: []byte("sealed"), KeyID: 1, RedirectURL: "https://app.example.com/cb", CreatedAt: now(), ExpiresAt: now().Add(10 * time.Minute)}
+	if err := s.CreateOAuthSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UseSessionCode(ctx, []byte("code-h"), now())
+	if err != nil || got.ID != sess.ID || got.CodeUsedAt == nil {
+		t.Fatalf("use code = %+v, %v", got, err)
+	}
+	_, err = s.UseSessionCode(ctx, []byte("code-h"), now())
+	wantErr(t, err, store.ErrNotFound)
+	// Expired state is refused; an unexpired one works once.
+	_, err = s.UseSessionState(ctx, []byte("state-h"), now().Add(11*time.Minute))
+	wantErr(t, err, store.ErrNotFound)
+	if _, err := s.UseSessionState(ctx, []byte("state-h"), now()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.UseSessionState(ctx, []byte("state-h"), now())
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UseSessionState(ctx, []byte("unknown"), now())
+	wantErr(t, err, store.ErrNotFound)
 }

@@ -1,0 +1,276 @@
+package connection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"time"
+
+	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/catalog"
+	"github.com/valetkey/valetkey/internal/credential"
+	"github.com/valetkey/valetkey/internal/oauth"
+	"github.com/valetkey/valetkey/internal/oauthapp"
+	"github.com/valetkey/valetkey/internal/store"
+	"github.com/valetkey/valetkey/internal/vault"
+)
+
+// SessionTTL is how long an auth URL and its state stay valid.
+const SessionTTL = 10 * time.Minute
+
+// CallbackPath is where providers send the browser back.
+const CallbackPath = "/oauth/callback"
+
+// AuthorizePath prefixes the one-time auth URLs handed to clients.
+const AuthorizePath = "/connect/oauth/"
+
+func (s *Service) callbackURL() string { return s.opt.PublicURL() + CallbackPath }
+
+// allowlist is the organization's redirect URL allowlist: every entry of
+// every OAuth app it registered.
+func (s *Service) allowlist(ctx context.Context, orgID string) ([]string, error) {
+	apps, err := s.st.ListOAuthApps(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range apps {
+		out = append(out, a.RedirectURLAllowlist...)
+	}
+	return out, nil
+}
+
+// startBrowserFlow creates a pending_auth connection and the one-time auth
+// URL that starts its OAuth flow.
+func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catalog.Source, m catalog.AuthMethod, in CreateInput, config map[string]any) (View, error) {
+	client := in.Client
+	method := MethodOAuthBYOC
+	if client == nil {
+		reg, err := s.opt.Apps.For(ctx, orgID, src.ShortName)
+		if err != nil {
+			return View{}, err
+		}
+		client, method = &reg.Client, MethodOAuthBrowser
+	}
+	if in.RedirectURL != "" {
+		allow, err := s.allowlist(ctx, orgID)
+		if err != nil {
+			return View{}, err
+		}
+		if !oauthapp.Allowed(allow, in.RedirectURL) {
+			return View{}, apperr.Invalid(apperr.Field("value_error",
+				"redirect_url is not on the organization's redirect URL allowlist (PUT /oauth-apps/{short_name} sets it)", in.RedirectURLLoc...))
+		}
+	}
+	coll, err := s.collectionFor(ctx, orgID, in)
+	if err != nil {
+		return View{}, err
+	}
+	now := s.now()
+	cfg, _ := json.Marshal(config)
+	conn := store.SourceConnection{
+		ID: newID(), OrganizationID: orgID, CollectionID: coll.ID, CollectionRID: coll.ReadableID,
+		Name: in.Name, Description: in.Description, ShortName: src.ShortName,
+		Status: store.StatusPendingAuth, AuthMethod: method, Config: cfg, Schedule: in.Schedule, CreatedAt: now, ModifiedAt: now,
+	}
+	if err := s.st.CreateConnection(ctx, conn, nil); err != nil {
+		return View{}, err
+	}
+	code, state := oauth.RandomToken(32), oauth.RandomToken(32)
+	sess := store.OAuthSession{ID: newID(), OrganizationID: orgID, SourceConnectionID: conn.ID, ShortName: src.ShortName,
+		CodeHash: oauth.Hash(code), StateHash: oauth.Hash(state), RedirectURL: in.RedirectURL, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
+	secrets := credential.Payload{Fields: map[string]vault.Secret{"state": vault.NewSecret(state)}}
+	if m.PKCE {
+		secrets.Fields["code_verifier"] = vault.NewSecret(oauth.NewVerifier())
+	}
+	if in.Client != nil {
+		secrets.ClientID, secrets.ClientSecret = in.Client.ID, in.Client.Secret
+	}
+	sess.Ciphertext, sess.KeyID, err = s.sealer.SealAD(credential.ADFor(store.TableOAuthSessions, orgID, sess.ID), secrets)
+	if err == nil {
+		err = s.st.CreateOAuthSession(ctx, sess)
+	}
+	if err != nil {
+		_ = s.st.DeleteConnection(context.WithoutCancel(ctx), orgID, conn.ID)
+		return View{}, err
+	}
+	return View{SourceConnection: conn, AuthURL: s.opt.PublicURL() + AuthorizePath + code, AuthURLExpires: &sess.ExpiresAt, RedirectURL: in.RedirectURL}, nil
+}
+
+// ErrFlow is a browser-flow failure shown to the user as a page (never a
+// redirect to an unchecked place).
+var ErrFlow = errors.New("oauth flow")
+
+func flowError(msg string) error { return &apperr.Error{Kind: apperr.KindBadRequest, Msg: msg, Err: ErrFlow} }
+
+// Authorize consumes a one-time auth-URL code and returns the provider's
+// authorization URL to send the browser to.
+func (s *Service) Authorize(ctx context.Context, code string) (string, error) {
+	sess, err := s.st.UseSessionCode(ctx, oauth.Hash(code), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", flowError("This authorization link is invalid, was already used, or has expired. Start the connection again.")
+	} else if err != nil {
+		return "", err
+	}
+	secrets, err := s.sealer.OpenAD(sess.Ciphertext, credential.ADFor(store.TableOAuthSessions, sess.OrganizationID, sess.ID))
+	if err != nil {
+		return "", err
+	}
+	conn, err := s.st.GetConnection(ctx, sess.OrganizationID, sess.SourceConnectionID)
+	if err != nil {
+		return "", flowError("The connection for this authorization link no longer exists.")
+	}
+	_, m, err := s.oauthMethod(conn.ShortName)
+	if err != nil {
+		return "", err
+	}
+	client, scopes, err := s.flowClient(ctx, sess, secrets, m)
+	if err != nil {
+		return "", err
+	}
+	var config map[string]any
+	_ = json.Unmarshal(conn.Config, &config)
+	return oauth.AuthCodeURL(oauth.EndpointFor(m, config), client, s.callbackURL(), secrets.Fields["state"].Reveal(),
+		secrets.Fields["code_verifier"].Reveal(), scopes), nil
+}
+
+func (s *Service) oauthMethod(shortName string) (*catalog.Source, catalog.AuthMethod, error) {
+	src, err := s.Source(shortName)
+	if err != nil {
+		return nil, catalog.AuthMethod{}, err
+	}
+	m, ok := src.Method(catalog.AuthOAuth2)
+	if !ok {
+		return nil, m, apperr.BadRequest("Source '%s' does not use OAuth2", shortName)
+	}
+	return src, m, nil
+}
+
+// flowClient is the session's own client when one was given at creation,
+// else the organization's app; scopes are the app's, else the catalog's.
+func (s *Service) flowClient(ctx context.Context, sess store.OAuthSession, secrets credential.Payload, m catalog.AuthMethod) (oauth.Client, []string, error) {
+	if secrets.ClientID != "" {
+		return oauth.Client{ID: secrets.ClientID, Secret: secrets.ClientSecret}, m.Scopes, nil
+	}
+	reg, err := s.opt.Apps.For(ctx, sess.OrganizationID, sess.ShortName)
+	if err != nil {
+		return oauth.Client{}, nil, err
+	}
+	scopes := reg.Scopes
+	if len(scopes) == 0 {
+		scopes = m.Scopes
+	}
+	return reg.Client, scopes, nil
+}
+
+// CallbackResult says where to send the browser after the callback.
+type CallbackResult struct {
+	// RedirectURL is the connection's redirect URL with the outcome added;
+	// empty when the connection has none (show a page instead).
+	RedirectURL  string
+	ConnectionID string
+	Success      bool
+	Error        string
+}
+
+// Callback completes a flow from the provider's redirect: it checks the
+// state (unknown, reused or expired → a flow error, nothing stored),
+// exchanges the code, stores the tokens and activates the connection.
+func (s *Service) Callback(ctx context.Context, q url.Values) (CallbackResult, error) {
+	state := q.Get("state")
+	if state == "" {
+		return CallbackResult{}, flowError("The authorization response has no state.")
+	}
+	sess, err := s.st.UseSessionState(ctx, oauth.Hash(state), s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return CallbackResult{}, flowError("This authorization response is invalid, was already used, or has expired. Start the connection again.")
+	} else if err != nil {
+		return CallbackResult{}, err
+	}
+	res := CallbackResult{ConnectionID: sess.SourceConnectionID}
+	finish := func(params url.Values) CallbackResult {
+		res.RedirectURL = withQuery(sess.RedirectURL, params)
+		return res
+	}
+	if perr := q.Get("error"); perr != "" {
+		res.Error = perr
+		if perr != "access_denied" {
+			res.Error = "authorization_failed"
+		}
+		return finish(url.Values{"status": {"error"}, "error": {res.Error}, "source_connection_id": {sess.SourceConnectionID}}), nil
+	}
+	code := q.Get("code")
+	if code == "" {
+		return CallbackResult{}, flowError("The authorization response has no code.")
+	}
+	secrets, err := s.sealer.OpenAD(sess.Ciphertext, credential.ADFor(store.TableOAuthSessions, sess.OrganizationID, sess.ID))
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	conn, err := s.st.GetConnection(ctx, sess.OrganizationID, sess.SourceConnectionID)
+	if err != nil {
+		return CallbackResult{}, flowError("The connection for this authorization no longer exists.")
+	}
+	_, m, err := s.oauthMethod(conn.ShortName)
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	client, _, err := s.flowClient(ctx, sess, secrets, m)
+	if err != nil {
+		return CallbackResult{}, err
+	}
+	var config map[string]any
+	_ = json.Unmarshal(conn.Config, &config)
+	tok, err := oauth.Exchange(ctx, s.opt.HTTPClient, oauth.EndpointFor(m, config), client, code, s.callbackURL(), secrets.Fields["code_verifier"].Reveal())
+	if err != nil {
+		s.opt.Log.WarnContext(ctx, "authorization code exchange failed", "source_connection_id", conn.ID, "source", conn.ShortName, "error", exchangeError(err))
+		res.Error = "token_exchange_failed"
+		return finish(url.Values{"status": {"error"}, "error": {res.Error}, "source_connection_id": {conn.ID}}), nil
+	}
+	p := credential.Payload{Fields: map[string]vault.Secret{"access_token": tok.AccessToken}, TokenType: tok.TokenType, Scope: tok.Scope,
+		ClientID: secrets.ClientID, ClientSecret: secrets.ClientSecret}
+	if !tok.RefreshToken.IsZero() {
+		p.Fields["refresh_token"] = tok.RefreshToken
+	}
+	_, err = s.st.UpdateConnection(ctx, conn.OrganizationID, conn.ID, func(c *store.SourceConnection) (*store.Credential, error) {
+		cred, err := s.newCredential(c.OrganizationID, c.ID, m, p, tok.ExpiresAt)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		c.Status, c.AuthenticatedAt, c.ModifiedAt = store.StatusActive, &now, now
+		return cred, nil
+	})
+	if err != nil {
+		return CallbackResult{}, notFoundConn(err, conn.ID)
+	}
+	res.Success = true
+	return finish(url.Values{"status": {"success"}, "source_connection_id": {conn.ID}}), nil
+}
+
+func exchangeError(err error) string {
+	if oe, ok := oauth.AsError(err); ok {
+		return oe.Error()
+	}
+	return "request failed"
+}
+
+// withQuery appends params to u's own query; empty u stays empty.
+func withQuery(u string, params url.Values) string {
+	if u == "" {
+		return ""
+	}
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	q := parsed.Query()
+	for k, vs := range params {
+		for _, v := range vs {
+			q.Add(k, v)
+		}
+	}
+	parsed.RawQuery = q.Encode()
+	return parsed.String()
+}
