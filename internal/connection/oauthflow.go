@@ -102,7 +102,9 @@ func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catal
 // redirect to an unchecked place).
 var ErrFlow = errors.New("oauth flow")
 
-func flowError(msg string) error { return &apperr.Error{Kind: apperr.KindBadRequest, Msg: msg, Err: ErrFlow} }
+func flowError(msg string) error {
+	return &apperr.Error{Kind: apperr.KindBadRequest, Msg: msg, Err: ErrFlow}
+}
 
 // Authorize consumes a one-time auth-URL code and returns the provider's
 // authorization URL to send the browser to.

@@ -148,4 +148,3 @@ func (e *Engine) Revoke(ctx context.Context, conn store.SourceConnection, cred s
 	}
 	return err
 }
-

@@ -91,8 +91,8 @@ type Credential struct {
 	// Refreshable says the payload holds a refresh token, so the refresh
 	// engine and the sweeper can act on it without decrypting.
 	Refreshable bool
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // OAuthApp is an organization's own OAuth client for one source (white

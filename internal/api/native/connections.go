@@ -13,8 +13,8 @@ import (
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/oauth"
-	"github.com/valetkey/valetkey/internal/vault"
 	"github.com/valetkey/valetkey/internal/tenant"
+	"github.com/valetkey/valetkey/internal/vault"
 )
 
 // AuthDetails is what a connection shows about its credential: never a value.
