@@ -89,11 +89,24 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a := &App{Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat, Tenants: tenant.New(st)}
 	a.SetPublicURL(cfg.PublicURL)
 	a.Apps = oauthapp.New(st, cat, v)
+	ropt := cfg.Refresh
+	if cfg.RefreshLeaseTTL > 0 {
+		ropt.LeaseTTL = cfg.RefreshLeaseTTL
+		if ropt.RefreshBudget == 0 || ropt.RefreshBudget >= ropt.LeaseTTL {
+			ropt.RefreshBudget = ropt.LeaseTTL * 2 / 3
+		}
+	}
+	if cfg.RefreshRequestTimeout > 0 {
+		ropt.RequestTimeout = cfg.RefreshRequestTimeout
+	}
+	if cfg.Clock != nil {
+		ropt.Now = cfg.Clock
+	}
 	a.Refresh = refresh.New(st, cat, refresh.ClientFunc(func(ctx context.Context, orgID, shortName string) (oauth.Client, error) {
 		reg, err := a.Apps.For(ctx, orgID, shortName)
 		return reg.Client, err
-	}), v, log, cfg.Refresh)
-	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log})
+	}), v, log, ropt)
+	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log, Now: cfg.Clock})
 	return a, nil
 }
 

@@ -35,8 +35,18 @@ type Config struct {
 	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
 	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"8"`
 
-	// Refresh tunes the refresh engine (leases, retries); zero values take its defaults.
+	// The refresh engine: how long one replica may hold a token's refresh
+	// lease, and the timeout of one token request. Zero takes the defaults
+	// (60s, 10s).
+	RefreshLeaseTTL       time.Duration `env:"VALETKEY_REFRESH_LEASE_TTL"`
+	RefreshRequestTimeout time.Duration `env:"VALETKEY_REFRESH_REQUEST_TIMEOUT"`
+
+	// Refresh holds engine options only code can set (an HTTP client, retry
+	// tuning); the two durations above are copied into it.
 	Refresh refresh.Options `env:"-"`
+	// Clock, when set, replaces time.Now for the refresh engine and OAuth
+	// flows (tests).
+	Clock func() time.Time `env:"-"`
 }
 
 // FromEnv reads the environment.

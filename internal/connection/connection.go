@@ -77,6 +77,8 @@ type Options struct {
 	// HTTPClient talks to token endpoints for code exchange.
 	HTTPClient *http.Client
 	Log        *slog.Logger
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // Service implements source connections and collections.
@@ -96,7 +98,12 @@ func New(st Store, cat *catalog.Catalog, c credential.Cipher, opt Options) *Serv
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, catalog: cat, sealer: credential.Sealer{C: c}, opt: opt, now: nowMicro}
+	now := nowMicro
+	if opt.Now != nil {
+		clock := opt.Now
+		now = func() time.Time { return clock().UTC().Truncate(time.Microsecond) }
+	}
+	return &Service{st: st, catalog: cat, sealer: credential.Sealer{C: c}, opt: opt, now: now}
 }
 
 // Catalog returns the source catalog.

@@ -224,6 +224,7 @@ func (s *Service) Callback(ctx context.Context, q url.Values) (CallbackResult, e
 	}
 	var config map[string]any
 	_ = json.Unmarshal(conn.Config, &config)
+	sent := s.now()
 	tok, err := oauth.Exchange(ctx, s.opt.HTTPClient, oauth.EndpointFor(m, config), client, code, s.callbackURL(), secrets.Fields["code_verifier"].Reveal())
 	if err != nil {
 		s.opt.Log.WarnContext(ctx, "authorization code exchange failed", "source_connection_id", conn.ID, "source", conn.ShortName, "error", exchangeError(err))
@@ -236,7 +237,7 @@ func (s *Service) Callback(ctx context.Context, q url.Values) (CallbackResult, e
 		p.Fields["refresh_token"] = tok.RefreshToken
 	}
 	_, err = s.st.UpdateConnection(ctx, conn.OrganizationID, conn.ID, func(c *store.SourceConnection) (*store.Credential, error) {
-		cred, err := s.newCredential(c.OrganizationID, c.ID, m, p, tok.ExpiresAt)
+		cred, err := s.newCredential(c.OrganizationID, c.ID, m, p, tok.ExpiresAt(sent))
 		if err != nil {
 			return nil, err
 		}

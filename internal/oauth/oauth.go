@@ -99,8 +99,18 @@ type Token struct {
 	RefreshToken vault.Secret // zero when the provider sent none
 	TokenType    string
 	Scope        string
-	// ExpiresAt is computed from expires_in; nil when the provider gave none.
-	ExpiresAt *time.Time
+	// ExpiresIn is the provider's expires_in; 0 when it gave none.
+	ExpiresIn time.Duration
+}
+
+// ExpiresAt is when the token expires counting from sent, the time the
+// request was sent (by the caller's clock); nil when unknown.
+func (t *Token) ExpiresAt(sent time.Time) *time.Time {
+	if t.ExpiresIn <= 0 {
+		return nil
+	}
+	at := sent.Add(t.ExpiresIn).UTC().Truncate(time.Microsecond)
+	return &at
 }
 
 // Error is a token or revocation endpoint's failure. Code and Description
@@ -191,7 +201,6 @@ func tokenRequest(ctx context.Context, hc *http.Client, e Endpoint, c Client, fo
 		// RFC 6749 2.3.1: form-encode id and secret before Basic.
 		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret.Reveal()))
 	}
-	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, &Error{Err: scrub(err)}
@@ -232,8 +241,7 @@ func tokenRequest(ctx context.Context, hc *http.Client, e Endpoint, c Client, fo
 	}
 	t := &Token{AccessToken: vault.NewSecret(raw.AccessToken), RefreshToken: vault.NewSecret(raw.RefreshToken), TokenType: raw.TokenType, Scope: raw.Scope}
 	if secs, ok := parseExpiresIn(raw.ExpiresIn); ok {
-		at := start.Add(time.Duration(secs) * time.Second).UTC().Truncate(time.Microsecond)
-		t.ExpiresAt = &at
+		t.ExpiresIn = time.Duration(secs) * time.Second
 	}
 	return t, nil
 }

@@ -258,6 +258,7 @@ func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection,
 	_ = json.Unmarshal(conn.Config, &config)
 	endpoint := oauth.EndpointFor(method, config)
 
+	sent := e.opt.Now()
 	tok, err := e.requestWithRetry(ctx, endpoint, client, p.Fields["refresh_token"])
 	if err != nil {
 		return Fresh{}, e.fail(ctx, conn, cur, err, release)
@@ -273,7 +274,7 @@ func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection,
 		return Fresh{}, err
 	}
 	saved := cur
-	saved.Ciphertext, saved.KeyID, saved.ExpiresAt, saved.Refreshable, saved.UpdatedAt = ct, keyID, tok.ExpiresAt, true, e.opt.Now().UTC()
+	saved.Ciphertext, saved.KeyID, saved.ExpiresAt, saved.Refreshable, saved.UpdatedAt = ct, keyID, tok.ExpiresAt(sent), true, e.opt.Now().UTC()
 	ok, err := e.st.SaveRefreshed(context.WithoutCancel(ctx), saved, cur.Version, e.opt.Owner)
 	if err != nil {
 		// The provider has rotated; we could not store it. Nothing was
@@ -294,7 +295,7 @@ func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection,
 	e.count(func(s *Stats) { s.Refreshed++ })
 	e.log.InfoContext(ctx, "token refreshed", "source_connection_id", conn.ID, "source", conn.ShortName,
 		"rotated", tok.RefreshToken.Reveal() != p.Fields["refresh_token"].Reveal())
-	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: tok.ExpiresAt, Version: cur.Version + 1}, nil
+	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: saved.ExpiresAt, Version: cur.Version + 1}, nil
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -1,0 +1,430 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valetkey/valetkey/internal/config"
+	"github.com/valetkey/valetkey/internal/refresh"
+	"github.com/valetkey/valetkey/internal/testkit"
+	"github.com/valetkey/valetkey/internal/testkit/oauthserver"
+)
+
+// oauthEnv is a Valetkey server whose catalog has a source "testoauth"
+// backed by a real (fosite) authorization server, with the organization's
+// OAuth app registered.
+type oauthEnv struct {
+	as    *oauthserver.Server
+	s     *testkit.Server
+	clock *testkit.Clock
+	// browser follows no redirects: each hop is checked.
+	browser *http.Client
+}
+
+const appRedirect = "https://app.example.com/oauth/done"
+
+func newOAuthEnv(t *testing.T, dbURL string) *oauthEnv {
+	t.Helper()
+	as := oauthserver.New(t, oauthserver.Options{ClientAuth: "header", Scopes: []string{"read", "write"}})
+	dir := testkit.WriteCatalogDir(t, testkit.OAuthSource{ShortName: "testoauth", AuthorizeURL: as.AuthorizeURL(), TokenURL: as.TokenURL(),
+		RevokeURL: as.RevokeURL(), PKCE: true, Scopes: []string{"read"}})
+	clock := &testkit.Clock{}
+	s := testkit.NewServer(t, dbURL, func(c *config.Config) {
+		c.CatalogDir = dir
+		c.Clock = clock.Now
+		c.RefreshRequestTimeout = 500 * time.Millisecond
+		c.Refresh = refresh.Options{Backoff: 5 * time.Millisecond, Attempts: 3}
+	})
+	as.SetRedirectURIs(s.URL + "/oauth/callback")
+	r := s.Do(t, s.Key, "PUT", "/oauth-apps/testoauth", map[string]any{"client_id": "valetkey-client", "client_secret": "valetkey-secret",
+		"redirect_url_allowlist": []string{appRedirect}})
+	wantStatus(t, r, 200)
+	if strings.Contains(string(r.Body), "valetkey-secret") {
+		t.Fatalf("app response shows the secret: %s", r.Body)
+	}
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &oauthEnv{as: as, s: s, clock: clock, browser: browser}
+}
+
+// get fetches a URL without following redirects.
+func (e *oauthEnv) get(t *testing.T, u string) *http.Response {
+	t.Helper()
+	resp, err := e.browser.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// start creates a pending connection and returns it.
+func (e *oauthEnv) start(t *testing.T, redirect string) map[string]any {
+	t.Helper()
+	body := map[string]any{"name": "Test OAuth", "short_name": "testoauth"}
+	if redirect != "" {
+		body["redirect_url"] = redirect
+	}
+	r := e.s.Do(t, e.s.Key, "POST", "/source-connections", body)
+	wantStatus(t, r, 200)
+	return r.Map(t)
+}
+
+// connect runs the whole browser flow and returns the connection id.
+func (e *oauthEnv) connect(t *testing.T) string {
+	t.Helper()
+	c := e.start(t, appRedirect+"?user=1")
+	authURL := c["auth"].(map[string]any)["auth_url"].(string)
+	resp := e.get(t, authURL)
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("auth_url answered %d", resp.StatusCode)
+	}
+	callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), true)
+	resp = e.get(t, callback.String())
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("callback answered %d", resp.StatusCode)
+	}
+	return c["id"].(string)
+}
+
+func (e *oauthEnv) token(t *testing.T, id string) map[string]any {
+	t.Helper()
+	r := e.s.Do(t, e.s.Key, "GET", "/source-connections/"+id+"/token?include_refresh_token=true", nil)
+	wantStatus(t, r, 200)
+	return r.Map(t)
+}
+
+func TestOAuthBrowserFlowRoundTrip(t *testing.T) {
+	for name, newURL := range testkit.DatabaseURLs() {
+		t.Run(name, func(t *testing.T) {
+			e := newOAuthEnv(t, newURL(t))
+			c := e.start(t, appRedirect+"?user=1")
+			auth := c["auth"].(map[string]any)
+			if c["status"] != "pending_auth" || auth["method"] != "oauth_browser" || auth["authenticated"] != false {
+				t.Fatalf("pending connection = %v", c)
+			}
+			authURL, _ := auth["auth_url"].(string)
+			if !strings.HasPrefix(authURL, e.s.URL+"/connect/oauth/") || auth["auth_url_expires"] == nil || auth["redirect_url"] != appRedirect+"?user=1" {
+				t.Fatalf("auth = %v", auth)
+			}
+			id := c["id"].(string)
+
+			// The auth URL sends the browser to the provider with state and PKCE.
+			resp := e.get(t, authURL)
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("auth_url: %d", resp.StatusCode)
+			}
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			q := loc.Query()
+			if !strings.HasPrefix(loc.String(), e.as.AuthorizeURL()) || len(q.Get("state")) < 40 || q.Get("code_challenge_method") != "S256" ||
+				q.Get("code_challenge") == "" || q.Get("scope") != "read" || q.Get("redirect_uri") != e.s.URL+"/oauth/callback" || q.Get("client_id") != "valetkey-client" {
+				t.Fatalf("provider URL = %s", loc)
+			}
+			// Single use.
+			if again := e.get(t, authURL); again.StatusCode != http.StatusBadRequest {
+				t.Fatalf("auth_url reused: %d", again.StatusCode)
+			}
+
+			callback := e.as.Consent(t, e.browser, loc.String(), true)
+			resp = e.get(t, callback.String())
+			if resp.StatusCode != http.StatusFound {
+				t.Fatalf("callback: %d", resp.StatusCode)
+			}
+			back, _ := url.Parse(resp.Header.Get("Location"))
+			if back.Scheme+"://"+back.Host+back.Path != appRedirect || back.Query().Get("user") != "1" ||
+				back.Query().Get("status") != "success" || back.Query().Get("source_connection_id") != id {
+				t.Fatalf("redirect back = %s", back)
+			}
+			// Replaying the callback is refused and changes nothing.
+			if replay := e.get(t, callback.String()); replay.StatusCode != http.StatusBadRequest {
+				t.Fatalf("callback replay: %d", replay.StatusCode)
+			}
+
+			g := e.s.Do(t, e.s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+			if g["status"] != "active" || g["auth"].(map[string]any)["authenticated"] != true || g["auth"].(map[string]any)["expires_at"] == nil {
+				t.Fatalf("after callback = %v", g)
+			}
+			tok := e.token(t, id)
+			first, firstRT := tok["access_token"].(string), tok["refresh_token"].(string)
+			if !e.as.AccessTokenActive(first) || !e.as.RefreshTokenActive(firstRT) {
+				t.Fatal("stored tokens are not the server's")
+			}
+			if e.as.TokenRequests("authorization_code") != 1 || e.as.TokenRequests("refresh_token") != 0 {
+				t.Fatalf("token requests: code %d refresh %d", e.as.TokenRequests("authorization_code"), e.as.TokenRequests("refresh_token"))
+			}
+
+			// Expiry passes: the next use refreshes, with rotation.
+			e.clock.Advance(2 * time.Hour)
+			tok = e.token(t, id)
+			second, secondRT := tok["access_token"].(string), tok["refresh_token"].(string)
+			if second == first || secondRT == firstRT || e.as.TokenRequests("refresh_token") != 1 {
+				t.Fatalf("no rotation: refreshes %d", e.as.TokenRequests("refresh_token"))
+			}
+			if e.as.RefreshTokenActive(firstRT) {
+				t.Fatal("the server still accepts the old refresh token")
+			}
+			if !e.as.RefreshTokenActive(secondRT) || !e.as.AccessTokenActive(second) {
+				t.Fatal("the rotated tokens are not active")
+			}
+			// Fresh now: no second refresh.
+			if again := e.token(t, id); again["access_token"] != second || e.as.TokenRequests("refresh_token") != 1 {
+				t.Fatal("refreshed a fresh token")
+			}
+			// And again later: Valetkey keeps working on the rotated token.
+			e.clock.Advance(2 * time.Hour)
+			third := e.token(t, id)["access_token"].(string)
+			if third == second || !e.as.AccessTokenActive(third) || e.as.TokenRequests("refresh_token") != 2 {
+				t.Fatal("second refresh did not work")
+			}
+		})
+	}
+}
+
+func TestOAuthFlowRejections(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	s := e.s
+
+	t.Run("no app for the source", func(t *testing.T) {
+		wantStatus(t, s.Do(t, s.Key, "DELETE", "/oauth-apps/testoauth", nil), 204)
+		wantDetail(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "No App", "short_name": "testoauth"}), 400,
+			"No OAuth client configured for source 'testoauth'")
+		wantStatus(t, s.Do(t, s.Key, "PUT", "/oauth-apps/testoauth", map[string]any{"client_id": "valetkey-client", "client_secret": "valetkey-secret",
+			"redirect_url_allowlist": []string{appRedirect}}), 200)
+	})
+	t.Run("app validation", func(t *testing.T) {
+		wantDetail(t, s.Do(t, s.Key, "PUT", "/oauth-apps/nope", map[string]any{"client_id": "a", "client_secret": "b"}), 404, "Source 'nope' not found")
+		wantDetail(t, s.Do(t, s.Key, "PUT", "/oauth-apps/stripe_x", map[string]any{"client_id": "a", "client_secret": "b"}), 404, "Source 'stripe_x' not found")
+		wantLocs(t, s.Do(t, s.Key, "PUT", "/oauth-apps/testoauth", map[string]any{"client_id": "a"}), "body.client_secret")
+		wantLocs(t, s.Do(t, s.Key, "PUT", "/oauth-apps/testoauth", map[string]any{"client_id": "a", "client_secret": "b",
+			"redirect_url_allowlist": []string{"not a url"}}), "body.redirect_url_allowlist.0")
+		var apps []map[string]any
+		s.Do(t, s.Key, "GET", "/oauth-apps", nil).JSON(t, &apps)
+		if len(apps) != 1 || apps[0]["client_id"] != "valetkey-client" || apps[0]["client_secret"] != nil {
+			t.Fatalf("apps = %v", apps)
+		}
+	})
+	t.Run("redirect not on the allowlist", func(t *testing.T) {
+		for _, bad := range []string{"https://evil.example.com/oauth/done", "https://app.example.com/other", "http://app.example.com/oauth/done",
+			"https://app.example.com:8443/oauth/done", "https://app.example.com/oauth/done/../../x", "javascript:alert(1)"} {
+			wantLocs(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Bad Redirect", "short_name": "testoauth", "redirect_url": bad}), "body.redirect_url")
+		}
+		wantLocs(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Bad Redirect", "short_name": "testoauth",
+			"authentication": map[string]any{"redirect_uri": "https://evil.example.com/"}}), "body.authentication.redirect_uri")
+	})
+	t.Run("declined consent", func(t *testing.T) {
+		c := e.start(t, appRedirect)
+		resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string))
+		callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), false)
+		resp = e.get(t, callback.String())
+		back, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || back.Query().Get("status") != "error" || back.Query().Get("error") != "access_denied" {
+			t.Fatalf("declined: %d %s", resp.StatusCode, back)
+		}
+		if g := s.Do(t, s.Key, "GET", "/source-connections/"+c["id"].(string), nil).Map(t); g["status"] != "pending_auth" {
+			t.Fatalf("declined connection status = %v", g["status"])
+		}
+		wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+c["id"].(string)+"/token", nil), 400)
+	})
+	t.Run("bad states", func(t *testing.T) {
+		for _, q := range []string{"", "?code=x", "?code=x&state=unknown-state-value-123456789", "?error=access_denied&state=nope"} {
+			resp := e.get(t, s.URL+"/oauth/callback"+q)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("callback%s = %d", q, resp.StatusCode)
+			}
+		}
+		if resp := e.get(t, s.URL+"/connect/oauth/not-a-code"); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("unknown auth code = %d", resp.StatusCode)
+		}
+	})
+	t.Run("expired state", func(t *testing.T) {
+		c := e.start(t, appRedirect)
+		resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string))
+		callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), true)
+		e.clock.Advance(11 * time.Minute)
+		if resp := e.get(t, callback.String()); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("expired state accepted: %d", resp.StatusCode)
+		}
+		if g := s.Do(t, s.Key, "GET", "/source-connections/"+c["id"].(string), nil).Map(t); g["status"] != "pending_auth" {
+			t.Fatalf("expired flow stored something: %v", g["status"])
+		}
+		if e.as.TokenRequests("authorization_code") != 0 {
+			t.Fatal("an expired state reached the token endpoint")
+		}
+	})
+	t.Run("expired auth url", func(t *testing.T) {
+		c := e.start(t, "")
+		e.clock.Advance(11 * time.Minute)
+		if resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string)); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("expired auth url: %d", resp.StatusCode)
+		}
+	})
+	t.Run("no redirect url shows a page", func(t *testing.T) {
+		c := e.start(t, "")
+		resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string))
+		callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), true)
+		resp = e.get(t, callback.String())
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
+			t.Fatalf("callback without redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+	t.Run("bring your own client", func(t *testing.T) {
+		r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "BYOC Conn", "short_name": "testoauth",
+			"authentication": map[string]any{"client_id": "valetkey-client", "client_secret": "valetkey-secret", "redirect_uri": appRedirect}})
+		wantStatus(t, r, 200)
+		if m := r.Map(t)["auth"].(map[string]any)["method"]; m != "oauth_byoc" {
+			t.Fatalf("method = %v", m)
+		}
+		if strings.Contains(string(r.Body), "valetkey-secret") {
+			t.Fatal("client secret echoed")
+		}
+		wantLocs(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "BYOC Half", "short_name": "testoauth",
+			"authentication": map[string]any{"client_id": "only-id"}}), "body.authentication")
+	})
+}
+
+func TestRefreshFailuresKeepTheCredential(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	s := e.s
+	id := e.connect(t)
+	tok := e.token(t, id)
+	orgID := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["organization_id"].(string)
+	stored := func() []byte {
+		c, err := s.App.Store.GetCredentialForConnection(context.Background(), orgID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Ciphertext
+	}
+	status := func() string { return s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["status"].(string) }
+	before := stored()
+	e.clock.Advance(2 * time.Hour)
+
+	t.Run("server errors answer 503 and touch nothing", func(t *testing.T) {
+		e.as.FailTokenRequests(-1, 500, `{"error":"server_error"}`)
+		defer e.as.FailTokenRequests(0, 0, "")
+		n := e.as.TokenRequests("refresh_token")
+		r := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil)
+		wantStatus(t, r, 503)
+		if r.Header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+		if got := e.as.TokenRequests("refresh_token") - n; got != 3 {
+			t.Errorf("%d attempts, want 3 (bounded retries)", got)
+		}
+		if status() != "active" || string(stored()) != string(before) {
+			t.Fatal("a transient failure changed the connection or its credential")
+		}
+	})
+	t.Run("timeouts answer 503 and touch nothing", func(t *testing.T) {
+		e.as.SetTokenDelay(5 * time.Second)
+		defer e.as.SetTokenDelay(0)
+		r := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil)
+		wantStatus(t, r, 503)
+		if status() != "active" || string(stored()) != string(before) {
+			t.Fatal("a timeout changed the connection or its credential")
+		}
+	})
+	t.Run("429 is transient too", func(t *testing.T) {
+		e.as.FailTokenRequests(-1, 429, `{"error":"slow_down"}`)
+		defer e.as.FailTokenRequests(0, 0, "")
+		wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil), 503)
+		if status() != "active" {
+			t.Fatal("429 marked the connection")
+		}
+	})
+	t.Run("the provider back: refresh works with the kept token", func(t *testing.T) {
+		got := e.token(t, id)
+		if got["access_token"] == tok["access_token"] || !e.as.AccessTokenActive(got["access_token"].(string)) {
+			t.Fatal("no working token after the outage")
+		}
+		before = stored()
+	})
+	t.Run("invalid_grant marks needs_reauth and keeps the credential", func(t *testing.T) {
+		e.as.RevokeRefreshTokens()
+		e.clock.Advance(2 * time.Hour)
+		r := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil)
+		wantStatus(t, r, 400)
+		d, _ := r.Map(t)["detail"].(string)
+		if !strings.HasPrefix(d, "Token refresh failed: invalid_grant: ") || !strings.Contains(d, "malformed or not valid") {
+			t.Fatalf("detail = %q", d)
+		}
+		if status() != "needs_reauth" || string(stored()) != string(before) {
+			t.Fatalf("status %s; credential changed %v", status(), string(stored()) != string(before))
+		}
+		if g := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t); g["auth"].(map[string]any)["authenticated"] != false {
+			t.Fatal("needs_reauth connection claims to be authenticated")
+		}
+		n := e.as.TokenRequests("refresh_token")
+		wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil), 400)
+		if e.as.TokenRequests("refresh_token") != n {
+			t.Fatal("a needs_reauth connection kept hitting the provider")
+		}
+	})
+}
+
+func TestExpiresInAsStringAndNonRotatingProviders(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	e.as.ExpiresInAsString(true)
+	id := e.connect(t)
+	g := e.s.Do(t, e.s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+	if g["auth"].(map[string]any)["expires_at"] == nil {
+		t.Fatal("expires_in as a string was not understood")
+	}
+	e.as.OmitRefreshTokenOnRefresh(true)
+	rt := e.token(t, id)["refresh_token"]
+	e.clock.Advance(2 * time.Hour)
+	after := e.token(t, id)
+	if after["refresh_token"] != rt || !e.as.RefreshTokenActive(rt.(string)) {
+		t.Fatal("a refresh response without refresh_token lost the stored one")
+	}
+	e.clock.Advance(2 * time.Hour)
+	if e.token(t, id)["access_token"] == after["access_token"] || e.as.TokenRequests("refresh_token") != 2 {
+		t.Fatal("the kept refresh token did not work again")
+	}
+}
+
+func TestDeleteRevokesAtTheProvider(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	id := e.connect(t)
+	tok := e.token(t, id)
+	wantStatus(t, e.s.Do(t, e.s.Key, "DELETE", "/source-connections/"+id, nil), 200)
+	if e.as.RevokeRequests() != 1 || e.as.RefreshTokenActive(tok["refresh_token"].(string)) || e.as.AccessTokenActive(tok["access_token"].(string)) {
+		t.Fatalf("revocations %d; tokens still active", e.as.RevokeRequests())
+	}
+	if !strings.Contains(e.s.Logs.String(), "token revoked at the provider") {
+		t.Error("revocation outcome not logged")
+	}
+}
+
+func TestProactiveSweep(t *testing.T) {
+	for name, newURL := range testkit.DatabaseURLs() {
+		t.Run(name, func(t *testing.T) {
+			e := newOAuthEnv(t, newURL(t))
+			ids := []string{e.connect(t), e.connect(t), e.connect(t)}
+			res, err := e.s.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute})
+			if err != nil || res.Candidates != 0 {
+				t.Fatalf("early sweep = %+v, %v", res, err)
+			}
+			e.clock.Advance(55 * time.Minute) // within 10 minutes of the 1h expiry
+			res, err = e.s.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute, Concurrency: 2})
+			if err != nil || res.Candidates != 3 || res.Refreshed != 3 || e.as.TokenRequests("refresh_token") != 3 {
+				t.Fatalf("sweep = %+v, %v; refreshes %d", res, err, e.as.TokenRequests("refresh_token"))
+			}
+			res, _ = e.s.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute})
+			if res.Candidates != 0 {
+				t.Fatalf("second sweep found %d", res.Candidates)
+			}
+			for _, id := range ids {
+				if !e.as.AccessTokenActive(e.token(t, id)["access_token"].(string)) {
+					t.Fatal("swept token does not work")
+				}
+			}
+			if e.as.TokenRequests("refresh_token") != 3 {
+				t.Fatal("use after the sweep refreshed again")
+			}
+		})
+	}
+}
