@@ -8,128 +8,47 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/refresh"
 	"github.com/valetkey/valetkey/internal/testkit"
-	"github.com/valetkey/valetkey/internal/testkit/oauthserver"
 )
 
-// oauthEnv is a Valetkey server whose catalog has a source "testoauth"
-// backed by a real (fosite) authorization server, with the organization's
-// OAuth app registered.
-type oauthEnv struct {
-	as    *oauthserver.Server
-	s     *testkit.Server
-	clock *testkit.Clock
-	// browser follows no redirects: each hop is checked.
-	browser *http.Client
-}
+const appRedirect = testkit.AppRedirect
 
-const appRedirect = "https://app.example.com/oauth/done"
-
-func newOAuthEnv(t *testing.T, dbURL string) *oauthEnv {
-	t.Helper()
-	as := oauthserver.New(t, oauthserver.Options{ClientAuth: "header", Scopes: []string{"read", "write"}})
-	dir := testkit.WriteCatalogDir(t, testkit.OAuthSource{ShortName: "testoauth", AuthorizeURL: as.AuthorizeURL(), TokenURL: as.TokenURL(),
-		RevokeURL: as.RevokeURL(), PKCE: true, Scopes: []string{"read"}})
-	clock := &testkit.Clock{}
-	s := testkit.NewServer(t, dbURL, func(c *config.Config) {
-		c.CatalogDir = dir
-		c.Clock = clock.Now
-		c.RefreshRequestTimeout = 500 * time.Millisecond
-		c.Refresh = refresh.Options{Backoff: 5 * time.Millisecond, Attempts: 3}
-	})
-	as.SetRedirectURIs(s.URL + "/oauth/callback")
-	r := s.Do(t, s.Key, "PUT", "/oauth-apps/testoauth", map[string]any{"client_id": "valetkey-client", "client_secret": "valetkey-secret",
-		"redirect_url_allowlist": []string{appRedirect}})
-	wantStatus(t, r, 200)
-	if strings.Contains(string(r.Body), "valetkey-secret") {
-		t.Fatalf("app response shows the secret: %s", r.Body)
-	}
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &oauthEnv{as: as, s: s, clock: clock, browser: browser}
-}
-
-// get fetches a URL without following redirects.
-func (e *oauthEnv) get(t *testing.T, u string) *http.Response {
-	t.Helper()
-	resp, err := e.browser.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp
-}
-
-// start creates a pending connection and returns it.
-func (e *oauthEnv) start(t *testing.T, redirect string) map[string]any {
-	t.Helper()
-	body := map[string]any{"name": "Test OAuth", "short_name": "testoauth"}
-	if redirect != "" {
-		body["redirect_url"] = redirect
-	}
-	r := e.s.Do(t, e.s.Key, "POST", "/source-connections", body)
-	wantStatus(t, r, 200)
-	return r.Map(t)
-}
-
-// connect runs the whole browser flow and returns the connection id.
-func (e *oauthEnv) connect(t *testing.T) string {
-	t.Helper()
-	c := e.start(t, appRedirect+"?user=1")
-	authURL := c["auth"].(map[string]any)["auth_url"].(string)
-	resp := e.get(t, authURL)
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("auth_url answered %d", resp.StatusCode)
-	}
-	callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), true)
-	resp = e.get(t, callback.String())
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("callback answered %d", resp.StatusCode)
-	}
-	return c["id"].(string)
-}
-
-func (e *oauthEnv) token(t *testing.T, id string) map[string]any {
-	t.Helper()
-	r := e.s.Do(t, e.s.Key, "GET", "/source-connections/"+id+"/token?include_refresh_token=true", nil)
-	wantStatus(t, r, 200)
-	return r.Map(t)
-}
+func newOAuthEnv(t *testing.T, dbURL string) *testkit.OAuthEnv { return testkit.NewOAuthEnv(t, dbURL) }
 
 func TestOAuthBrowserFlowRoundTrip(t *testing.T) {
 	for name, newURL := range testkit.DatabaseURLs() {
 		t.Run(name, func(t *testing.T) {
 			e := newOAuthEnv(t, newURL(t))
-			c := e.start(t, appRedirect+"?user=1")
+			c := e.Start(t, appRedirect+"?user=1")
 			auth := c["auth"].(map[string]any)
 			if c["status"] != "pending_auth" || auth["method"] != "oauth_browser" || auth["authenticated"] != false {
 				t.Fatalf("pending connection = %v", c)
 			}
 			authURL, _ := auth["auth_url"].(string)
-			if !strings.HasPrefix(authURL, e.s.URL+"/connect/oauth/") || auth["auth_url_expires"] == nil || auth["redirect_url"] != appRedirect+"?user=1" {
+			if !strings.HasPrefix(authURL, e.S.URL+"/connect/oauth/") || auth["auth_url_expires"] == nil || auth["redirect_url"] != appRedirect+"?user=1" {
 				t.Fatalf("auth = %v", auth)
 			}
 			id := c["id"].(string)
 
 			// The auth URL sends the browser to the provider with state and PKCE.
-			resp := e.get(t, authURL)
+			resp := e.Get(t, authURL)
 			if resp.StatusCode != http.StatusFound {
 				t.Fatalf("auth_url: %d", resp.StatusCode)
 			}
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			q := loc.Query()
-			if !strings.HasPrefix(loc.String(), e.as.AuthorizeURL()) || len(q.Get("state")) < 40 || q.Get("code_challenge_method") != "S256" ||
-				q.Get("code_challenge") == "" || q.Get("scope") != "read" || q.Get("redirect_uri") != e.s.URL+"/oauth/callback" || q.Get("client_id") != "valetkey-client" {
+			if !strings.HasPrefix(loc.String(), e.AS.AuthorizeURL()) || len(q.Get("state")) < 40 || q.Get("code_challenge_method") != "S256" ||
+				q.Get("code_challenge") == "" || q.Get("scope") != "read" || q.Get("redirect_uri") != e.S.URL+"/oauth/callback" || q.Get("client_id") != "valetkey-client" {
 				t.Fatalf("provider URL = %s", loc)
 			}
 			// Single use.
-			if again := e.get(t, authURL); again.StatusCode != http.StatusBadRequest {
+			if again := e.Get(t, authURL); again.StatusCode != http.StatusBadRequest {
 				t.Fatalf("auth_url reused: %d", again.StatusCode)
 			}
 
-			callback := e.as.Consent(t, e.browser, loc.String(), true)
-			resp = e.get(t, callback.String())
+			callback := e.AS.Consent(t, e.Browser, loc.String(), true)
+			resp = e.Get(t, callback.String())
 			if resp.StatusCode != http.StatusFound {
 				t.Fatalf("callback: %d", resp.StatusCode)
 			}
@@ -139,44 +58,44 @@ func TestOAuthBrowserFlowRoundTrip(t *testing.T) {
 				t.Fatalf("redirect back = %s", back)
 			}
 			// Replaying the callback is refused and changes nothing.
-			if replay := e.get(t, callback.String()); replay.StatusCode != http.StatusBadRequest {
+			if replay := e.Get(t, callback.String()); replay.StatusCode != http.StatusBadRequest {
 				t.Fatalf("callback replay: %d", replay.StatusCode)
 			}
 
-			g := e.s.Do(t, e.s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+			g := e.S.Do(t, e.S.Key, "GET", "/source-connections/"+id, nil).Map(t)
 			if g["status"] != "active" || g["auth"].(map[string]any)["authenticated"] != true || g["auth"].(map[string]any)["expires_at"] == nil {
 				t.Fatalf("after callback = %v", g)
 			}
-			tok := e.token(t, id)
+			tok := e.Token(t, id)
 			first, firstRT := tok["access_token"].(string), tok["refresh_token"].(string)
-			if !e.as.AccessTokenActive(first) || !e.as.RefreshTokenActive(firstRT) {
+			if !e.AS.AccessTokenActive(first) || !e.AS.RefreshTokenActive(firstRT) {
 				t.Fatal("stored tokens are not the server's")
 			}
-			if e.as.TokenRequests("authorization_code") != 1 || e.as.TokenRequests("refresh_token") != 0 {
-				t.Fatalf("token requests: code %d refresh %d", e.as.TokenRequests("authorization_code"), e.as.TokenRequests("refresh_token"))
+			if e.AS.TokenRequests("authorization_code") != 1 || e.AS.TokenRequests("refresh_token") != 0 {
+				t.Fatalf("token requests: code %d refresh %d", e.AS.TokenRequests("authorization_code"), e.AS.TokenRequests("refresh_token"))
 			}
 
 			// Expiry passes: the next use refreshes, with rotation.
-			e.clock.Advance(2 * time.Hour)
-			tok = e.token(t, id)
+			e.Clock.Advance(2 * time.Hour)
+			tok = e.Token(t, id)
 			second, secondRT := tok["access_token"].(string), tok["refresh_token"].(string)
-			if second == first || secondRT == firstRT || e.as.TokenRequests("refresh_token") != 1 {
-				t.Fatalf("no rotation: refreshes %d", e.as.TokenRequests("refresh_token"))
+			if second == first || secondRT == firstRT || e.AS.TokenRequests("refresh_token") != 1 {
+				t.Fatalf("no rotation: refreshes %d", e.AS.TokenRequests("refresh_token"))
 			}
-			if e.as.RefreshTokenActive(firstRT) {
+			if e.AS.RefreshTokenActive(firstRT) {
 				t.Fatal("the server still accepts the old refresh token")
 			}
-			if !e.as.RefreshTokenActive(secondRT) || !e.as.AccessTokenActive(second) {
+			if !e.AS.RefreshTokenActive(secondRT) || !e.AS.AccessTokenActive(second) {
 				t.Fatal("the rotated tokens are not active")
 			}
 			// Fresh now: no second refresh.
-			if again := e.token(t, id); again["access_token"] != second || e.as.TokenRequests("refresh_token") != 1 {
+			if again := e.Token(t, id); again["access_token"] != second || e.AS.TokenRequests("refresh_token") != 1 {
 				t.Fatal("refreshed a fresh token")
 			}
 			// And again later: Valetkey keeps working on the rotated token.
-			e.clock.Advance(2 * time.Hour)
-			third := e.token(t, id)["access_token"].(string)
-			if third == second || !e.as.AccessTokenActive(third) || e.as.TokenRequests("refresh_token") != 2 {
+			e.Clock.Advance(2 * time.Hour)
+			third := e.Token(t, id)["access_token"].(string)
+			if third == second || !e.AS.AccessTokenActive(third) || e.AS.TokenRequests("refresh_token") != 2 {
 				t.Fatal("second refresh did not work")
 			}
 		})
@@ -185,7 +104,7 @@ func TestOAuthBrowserFlowRoundTrip(t *testing.T) {
 
 func TestOAuthFlowRejections(t *testing.T) {
 	e := newOAuthEnv(t, testkit.SQLiteURL(t))
-	s := e.s
+	s := e.S
 
 	t.Run("no app for the source", func(t *testing.T) {
 		wantStatus(t, s.Do(t, s.Key, "DELETE", "/oauth-apps/testoauth", nil), 204)
@@ -215,10 +134,10 @@ func TestOAuthFlowRejections(t *testing.T) {
 			"authentication": map[string]any{"redirect_uri": "https://evil.example.com/"}}), "body.authentication.redirect_uri")
 	})
 	t.Run("declined consent", func(t *testing.T) {
-		c := e.start(t, appRedirect)
-		resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string))
-		callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), false)
-		resp = e.get(t, callback.String())
+		c := e.Start(t, appRedirect)
+		resp := e.Get(t, c["auth"].(map[string]any)["auth_url"].(string))
+		callback := e.AS.Consent(t, e.Browser, resp.Header.Get("Location"), false)
+		resp = e.Get(t, callback.String())
 		back, _ := url.Parse(resp.Header.Get("Location"))
 		if resp.StatusCode != http.StatusFound || back.Query().Get("status") != "error" || back.Query().Get("error") != "access_denied" {
 			t.Fatalf("declined: %d %s", resp.StatusCode, back)
@@ -230,42 +149,42 @@ func TestOAuthFlowRejections(t *testing.T) {
 	})
 	t.Run("bad states", func(t *testing.T) {
 		for _, q := range []string{"", "?code=x", "?code=x&state=unknown-state-value-123456789", "?error=access_denied&state=nope"} {
-			resp := e.get(t, s.URL+"/oauth/callback"+q)
+			resp := e.Get(t, s.URL+"/oauth/callback"+q)
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Errorf("callback%s = %d", q, resp.StatusCode)
 			}
 		}
-		if resp := e.get(t, s.URL+"/connect/oauth/not-a-code"); resp.StatusCode != http.StatusBadRequest {
+		if resp := e.Get(t, s.URL+"/connect/oauth/not-a-code"); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("unknown auth code = %d", resp.StatusCode)
 		}
 	})
 	t.Run("expired state", func(t *testing.T) {
-		c := e.start(t, appRedirect)
-		resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string))
-		callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), true)
-		e.clock.Advance(11 * time.Minute)
-		if resp := e.get(t, callback.String()); resp.StatusCode != http.StatusBadRequest {
+		c := e.Start(t, appRedirect)
+		resp := e.Get(t, c["auth"].(map[string]any)["auth_url"].(string))
+		callback := e.AS.Consent(t, e.Browser, resp.Header.Get("Location"), true)
+		e.Clock.Advance(11 * time.Minute)
+		if resp := e.Get(t, callback.String()); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("expired state accepted: %d", resp.StatusCode)
 		}
 		if g := s.Do(t, s.Key, "GET", "/source-connections/"+c["id"].(string), nil).Map(t); g["status"] != "pending_auth" {
 			t.Fatalf("expired flow stored something: %v", g["status"])
 		}
-		if e.as.TokenRequests("authorization_code") != 0 {
+		if e.AS.TokenRequests("authorization_code") != 0 {
 			t.Fatal("an expired state reached the token endpoint")
 		}
 	})
 	t.Run("expired auth url", func(t *testing.T) {
-		c := e.start(t, "")
-		e.clock.Advance(11 * time.Minute)
-		if resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string)); resp.StatusCode != http.StatusBadRequest {
+		c := e.Start(t, "")
+		e.Clock.Advance(11 * time.Minute)
+		if resp := e.Get(t, c["auth"].(map[string]any)["auth_url"].(string)); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("expired auth url: %d", resp.StatusCode)
 		}
 	})
 	t.Run("no redirect url shows a page", func(t *testing.T) {
-		c := e.start(t, "")
-		resp := e.get(t, c["auth"].(map[string]any)["auth_url"].(string))
-		callback := e.as.Consent(t, e.browser, resp.Header.Get("Location"), true)
-		resp = e.get(t, callback.String())
+		c := e.Start(t, "")
+		resp := e.Get(t, c["auth"].(map[string]any)["auth_url"].(string))
+		callback := e.AS.Consent(t, e.Browser, resp.Header.Get("Location"), true)
+		resp = e.Get(t, callback.String())
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
 			t.Fatalf("callback without redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
@@ -287,9 +206,9 @@ func TestOAuthFlowRejections(t *testing.T) {
 
 func TestRefreshFailuresKeepTheCredential(t *testing.T) {
 	e := newOAuthEnv(t, testkit.SQLiteURL(t))
-	s := e.s
-	id := e.connect(t)
-	tok := e.token(t, id)
+	s := e.S
+	id := e.Connect(t)
+	tok := e.Token(t, id)
 	orgID := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["organization_id"].(string)
 	stored := func() []byte {
 		c, err := s.App.Store.GetCredentialForConnection(context.Background(), orgID, id)
@@ -300,18 +219,18 @@ func TestRefreshFailuresKeepTheCredential(t *testing.T) {
 	}
 	status := func() string { return s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["status"].(string) }
 	before := stored()
-	e.clock.Advance(2 * time.Hour)
+	e.Clock.Advance(2 * time.Hour)
 
 	t.Run("server errors answer 503 and touch nothing", func(t *testing.T) {
-		e.as.FailTokenRequests(-1, 500, `{"error":"server_error"}`)
-		defer e.as.FailTokenRequests(0, 0, "")
-		n := e.as.TokenRequests("refresh_token")
+		e.AS.FailTokenRequests(-1, 500, `{"error":"server_error"}`)
+		defer e.AS.FailTokenRequests(0, 0, "")
+		n := e.AS.TokenRequests("refresh_token")
 		r := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil)
 		wantStatus(t, r, 503)
 		if r.Header.Get("Retry-After") == "" {
 			t.Error("503 without Retry-After")
 		}
-		if got := e.as.TokenRequests("refresh_token") - n; got != 3 {
+		if got := e.AS.TokenRequests("refresh_token") - n; got != 3 {
 			t.Errorf("%d attempts, want 3 (bounded retries)", got)
 		}
 		if status() != "active" || string(stored()) != string(before) {
@@ -319,8 +238,8 @@ func TestRefreshFailuresKeepTheCredential(t *testing.T) {
 		}
 	})
 	t.Run("timeouts answer 503 and touch nothing", func(t *testing.T) {
-		e.as.SetTokenDelay(5 * time.Second)
-		defer e.as.SetTokenDelay(0)
+		e.AS.SetTokenDelay(5 * time.Second)
+		defer e.AS.SetTokenDelay(0)
 		r := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil)
 		wantStatus(t, r, 503)
 		if status() != "active" || string(stored()) != string(before) {
@@ -328,23 +247,23 @@ func TestRefreshFailuresKeepTheCredential(t *testing.T) {
 		}
 	})
 	t.Run("429 is transient too", func(t *testing.T) {
-		e.as.FailTokenRequests(-1, 429, `{"error":"slow_down"}`)
-		defer e.as.FailTokenRequests(0, 0, "")
+		e.AS.FailTokenRequests(-1, 429, `{"error":"slow_down"}`)
+		defer e.AS.FailTokenRequests(0, 0, "")
 		wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil), 503)
 		if status() != "active" {
 			t.Fatal("429 marked the connection")
 		}
 	})
 	t.Run("the provider back: refresh works with the kept token", func(t *testing.T) {
-		got := e.token(t, id)
-		if got["access_token"] == tok["access_token"] || !e.as.AccessTokenActive(got["access_token"].(string)) {
+		got := e.Token(t, id)
+		if got["access_token"] == tok["access_token"] || !e.AS.AccessTokenActive(got["access_token"].(string)) {
 			t.Fatal("no working token after the outage")
 		}
 		before = stored()
 	})
 	t.Run("invalid_grant marks needs_reauth and keeps the credential", func(t *testing.T) {
-		e.as.RevokeRefreshTokens()
-		e.clock.Advance(2 * time.Hour)
+		e.AS.RevokeRefreshTokens()
+		e.Clock.Advance(2 * time.Hour)
 		r := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil)
 		wantStatus(t, r, 400)
 		d, _ := r.Map(t)["detail"].(string)
@@ -357,9 +276,9 @@ func TestRefreshFailuresKeepTheCredential(t *testing.T) {
 		if g := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t); g["auth"].(map[string]any)["authenticated"] != false {
 			t.Fatal("needs_reauth connection claims to be authenticated")
 		}
-		n := e.as.TokenRequests("refresh_token")
+		n := e.AS.TokenRequests("refresh_token")
 		wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil), 400)
-		if e.as.TokenRequests("refresh_token") != n {
+		if e.AS.TokenRequests("refresh_token") != n {
 			t.Fatal("a needs_reauth connection kept hitting the provider")
 		}
 	})
@@ -367,34 +286,34 @@ func TestRefreshFailuresKeepTheCredential(t *testing.T) {
 
 func TestExpiresInAsStringAndNonRotatingProviders(t *testing.T) {
 	e := newOAuthEnv(t, testkit.SQLiteURL(t))
-	e.as.ExpiresInAsString(true)
-	id := e.connect(t)
-	g := e.s.Do(t, e.s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+	e.AS.ExpiresInAsString(true)
+	id := e.Connect(t)
+	g := e.S.Do(t, e.S.Key, "GET", "/source-connections/"+id, nil).Map(t)
 	if g["auth"].(map[string]any)["expires_at"] == nil {
 		t.Fatal("expires_in as a string was not understood")
 	}
-	e.as.OmitRefreshTokenOnRefresh(true)
-	rt := e.token(t, id)["refresh_token"]
-	e.clock.Advance(2 * time.Hour)
-	after := e.token(t, id)
-	if after["refresh_token"] != rt || !e.as.RefreshTokenActive(rt.(string)) {
+	e.AS.OmitRefreshTokenOnRefresh(true)
+	rt := e.Token(t, id)["refresh_token"]
+	e.Clock.Advance(2 * time.Hour)
+	after := e.Token(t, id)
+	if after["refresh_token"] != rt || !e.AS.RefreshTokenActive(rt.(string)) {
 		t.Fatal("a refresh response without refresh_token lost the stored one")
 	}
-	e.clock.Advance(2 * time.Hour)
-	if e.token(t, id)["access_token"] == after["access_token"] || e.as.TokenRequests("refresh_token") != 2 {
+	e.Clock.Advance(2 * time.Hour)
+	if e.Token(t, id)["access_token"] == after["access_token"] || e.AS.TokenRequests("refresh_token") != 2 {
 		t.Fatal("the kept refresh token did not work again")
 	}
 }
 
 func TestDeleteRevokesAtTheProvider(t *testing.T) {
 	e := newOAuthEnv(t, testkit.SQLiteURL(t))
-	id := e.connect(t)
-	tok := e.token(t, id)
-	wantStatus(t, e.s.Do(t, e.s.Key, "DELETE", "/source-connections/"+id, nil), 200)
-	if e.as.RevokeRequests() != 1 || e.as.RefreshTokenActive(tok["refresh_token"].(string)) || e.as.AccessTokenActive(tok["access_token"].(string)) {
-		t.Fatalf("revocations %d; tokens still active", e.as.RevokeRequests())
+	id := e.Connect(t)
+	tok := e.Token(t, id)
+	wantStatus(t, e.S.Do(t, e.S.Key, "DELETE", "/source-connections/"+id, nil), 200)
+	if e.AS.RevokeRequests() != 1 || e.AS.RefreshTokenActive(tok["refresh_token"].(string)) || e.AS.AccessTokenActive(tok["access_token"].(string)) {
+		t.Fatalf("revocations %d; tokens still active", e.AS.RevokeRequests())
 	}
-	if !strings.Contains(e.s.Logs.String(), "token revoked at the provider") {
+	if !strings.Contains(e.S.Logs.String(), "token revoked at the provider") {
 		t.Error("revocation outcome not logged")
 	}
 }
@@ -403,26 +322,26 @@ func TestProactiveSweep(t *testing.T) {
 	for name, newURL := range testkit.DatabaseURLs() {
 		t.Run(name, func(t *testing.T) {
 			e := newOAuthEnv(t, newURL(t))
-			ids := []string{e.connect(t), e.connect(t), e.connect(t)}
-			res, err := e.s.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute})
+			ids := []string{e.Connect(t), e.Connect(t), e.Connect(t)}
+			res, err := e.S.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute})
 			if err != nil || res.Candidates != 0 {
 				t.Fatalf("early sweep = %+v, %v", res, err)
 			}
-			e.clock.Advance(55 * time.Minute) // within 10 minutes of the 1h expiry
-			res, err = e.s.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute, Concurrency: 2})
-			if err != nil || res.Candidates != 3 || res.Refreshed != 3 || e.as.TokenRequests("refresh_token") != 3 {
-				t.Fatalf("sweep = %+v, %v; refreshes %d", res, err, e.as.TokenRequests("refresh_token"))
+			e.Clock.Advance(55 * time.Minute) // within 10 minutes of the 1h expiry
+			res, err = e.S.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute, Concurrency: 2})
+			if err != nil || res.Candidates != 3 || res.Refreshed != 3 || e.AS.TokenRequests("refresh_token") != 3 {
+				t.Fatalf("sweep = %+v, %v; refreshes %d", res, err, e.AS.TokenRequests("refresh_token"))
 			}
-			res, _ = e.s.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute})
+			res, _ = e.S.App.Refresh.Sweep(context.Background(), refresh.SweepOptions{Window: 10 * time.Minute})
 			if res.Candidates != 0 {
 				t.Fatalf("second sweep found %d", res.Candidates)
 			}
 			for _, id := range ids {
-				if !e.as.AccessTokenActive(e.token(t, id)["access_token"].(string)) {
+				if !e.AS.AccessTokenActive(e.Token(t, id)["access_token"].(string)) {
 					t.Fatal("swept token does not work")
 				}
 			}
-			if e.as.TokenRequests("refresh_token") != 3 {
+			if e.AS.TokenRequests("refresh_token") != 3 {
 				t.Fatal("use after the sweep refreshed again")
 			}
 		})

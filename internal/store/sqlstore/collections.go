@@ -19,7 +19,7 @@ func scanCollection(sc scanner) (store.Collection, error) {
 // CreateCollection inserts a collection; a readable id taken in the
 // organization is ErrAlreadyExists.
 func (s *Store) CreateCollection(ctx context.Context, c store.Collection) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO collections (`+collectionCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := s.exec(ctx, s.w, `INSERT INTO collections (`+collectionCols+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		c.ID, c.OrganizationID, c.Name, c.ReadableID, utc(c.CreatedAt), utc(c.ModifiedAt))
 	return s.wrap(err, "collection")
 }

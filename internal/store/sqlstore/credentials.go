@@ -55,7 +55,7 @@ func boolInt(b bool) int {
 // TryLease takes the refresh lease if the row is at version and unleased
 // (or its lease has lapsed).
 func (s *Store) TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (bool, error) {
-	res, err := s.exec(ctx, s.db, `UPDATE credentials SET lease_owner = ?, lease_expires_at = ?
+	res, err := s.exec(ctx, s.w, `UPDATE credentials SET lease_owner = ?, lease_expires_at = ?
 		WHERE id = ? AND version = ? AND (lease_owner IS NULL OR lease_expires_at < ?)`, owner, utc(until), id, version, utc(now))
 	if err != nil {
 		return false, s.wrap(err, "lease credential")
@@ -66,13 +66,13 @@ func (s *Store) TryLease(ctx context.Context, id string, version int64, owner st
 
 // ReleaseLease gives the lease back.
 func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
-	_, err := s.exec(ctx, s.db, `UPDATE credentials SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?`, id, owner)
+	_, err := s.exec(ctx, s.w, `UPDATE credentials SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?`, id, owner)
 	return s.wrap(err, "release lease")
 }
 
 // SaveRefreshed writes the refreshed credential under the version fence.
 func (s *Store) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error) {
-	res, err := s.exec(ctx, s.db, `UPDATE credentials SET ciphertext = ?, key_id = ?, expires_at = ?, refreshable = ?, updated_at = ?,
+	res, err := s.exec(ctx, s.w, `UPDATE credentials SET ciphertext = ?, key_id = ?, expires_at = ?, refreshable = ?, updated_at = ?,
 		version = version + 1, lease_owner = NULL, lease_expires_at = NULL
 		WHERE id = ? AND version = ? AND lease_owner = ?`,
 		c.Ciphertext, int64(c.KeyID), utcPtr(c.ExpiresAt), boolInt(c.Refreshable), utc(c.UpdatedAt), c.ID, version, owner)
@@ -136,7 +136,7 @@ func (s *Store) ReplaceSealed(ctx context.Context, table, id string, old, new []
 	if err := sealedTable(table); err != nil {
 		return false, err
 	}
-	res, err := s.exec(ctx, s.db, `UPDATE `+table+` SET ciphertext = ?, key_id = ? WHERE id = ? AND ciphertext = ?`, new, int64(keyID), id, old)
+	res, err := s.exec(ctx, s.w, `UPDATE `+table+` SET ciphertext = ?, key_id = ? WHERE id = ? AND ciphertext = ?`, new, int64(keyID), id, old)
 	if err != nil {
 		return false, s.wrap(err, "replace ciphertext")
 	}
@@ -165,7 +165,7 @@ func (s *Store) CountSealedByKey(ctx context.Context) (map[uint32]int, error) {
 
 // AppendAudit records an audit event.
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at)
+	_, err := s.exec(ctx, s.w, `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.OrganizationID, e.Actor, e.Action, e.TargetType, e.TargetID, e.RemoteAddr, utc(e.CreatedAt))
 	return s.wrap(err, "append audit")
 }

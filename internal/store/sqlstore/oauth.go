@@ -72,7 +72,7 @@ func (s *Store) ListOAuthApps(ctx context.Context, orgID string) ([]store.OAuthA
 
 // DeleteOAuthApp removes the organization's app for a source.
 func (s *Store) DeleteOAuthApp(ctx context.Context, orgID, shortName string) error {
-	res, err := s.exec(ctx, s.db, `DELETE FROM oauth_apps WHERE organization_id = ? AND short_name = ?`, orgID, shortName)
+	res, err := s.exec(ctx, s.w, `DELETE FROM oauth_apps WHERE organization_id = ? AND short_name = ?`, orgID, shortName)
 	if err != nil {
 		return s.wrap(err, "delete oauth app")
 	}
@@ -97,7 +97,7 @@ func scanSession(sc scanner) (store.OAuthSession, error) {
 
 // CreateOAuthSession stores a pending authorization.
 func (s *Store) CreateOAuthSession(ctx context.Context, o store.OAuthSession) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO oauth_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
+	_, err := s.exec(ctx, s.w, `INSERT INTO oauth_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
 		o.ID, o.OrganizationID, nullString(o.SourceConnectionID), o.ShortName, o.CodeHash, o.StateHash, o.Ciphertext, int64(o.KeyID),
 		o.RedirectURL, utc(o.CreatedAt), utc(o.ExpiresAt))
 	return s.wrap(err, "create oauth session")

@@ -10,7 +10,7 @@ import (
 
 // CreateOrganization inserts an organization.
 func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`,
+	_, err := s.exec(ctx, s.w, `INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`,
 		o.ID, o.Name, utc(o.CreatedAt))
 	return s.wrap(err, "create organization")
 }
@@ -55,7 +55,7 @@ func scanAPIKey(sc scanner) (store.APIKey, error) {
 
 // CreateAPIKey stores a key's hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
-	_, err := s.exec(ctx, s.db, `INSERT INTO api_keys (`+apiKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`,
+	_, err := s.exec(ctx, s.w, `INSERT INTO api_keys (`+apiKeyCols+`) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`,
 		k.ID, k.OrganizationID, k.Name, k.Prefix, k.Hash, utc(k.CreatedAt))
 	return s.wrap(err, "create api key")
 }
@@ -74,7 +74,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, orgID string) ([]store.APIKey, 
 
 // RevokeAPIKey marks a key revoked.
 func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time) error {
-	res, err := s.exec(ctx, s.db, `UPDATE api_keys SET revoked_at = ? WHERE organization_id = ? AND id = ? AND revoked_at IS NULL`,
+	res, err := s.exec(ctx, s.w, `UPDATE api_keys SET revoked_at = ? WHERE organization_id = ? AND id = ? AND revoked_at IS NULL`,
 		utc(at), orgID, id)
 	if err != nil {
 		return s.wrap(err, "revoke api key")
@@ -84,6 +84,6 @@ func (s *Store) RevokeAPIKey(ctx context.Context, orgID, id string, at time.Time
 
 // TouchAPIKey records when a key was last used.
 func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
-	_, err := s.exec(ctx, s.db, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, utc(at), id)
+	_, err := s.exec(ctx, s.w, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, utc(at), id)
 	return s.wrap(err, "touch api key")
 }

@@ -80,7 +80,8 @@ func dollarPlaceholders(q string) string {
 
 // Store is the SQL implementation of store.Store.
 type Store struct {
-	db *sql.DB
+	db *sql.DB // reads
+	w  *sql.DB // writes: the same pool on Postgres; one connection on SQLite
 	f  flavor
 }
 
@@ -113,7 +114,7 @@ func Connect(databaseURL string) (*Store, error) {
 		db.SetMaxOpenConns(20)
 		db.SetMaxIdleConns(20)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		return &Store{db: db, f: postgresFlavor}, nil
+		return &Store{db: db, w: db, f: postgresFlavor}, nil
 	default:
 		return nil, fmt.Errorf("store: database URL must start with sqlite: or postgres:// (got scheme %q)", scheme(databaseURL))
 	}
@@ -142,13 +143,25 @@ func connectSQLite(path string) (*Store, error) {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_time_format", "sqlite")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	return &Store{db: db, f: sqliteFlavor}, nil
+	// SQLite has one writer at a time. Funnelling this process's writes
+	// through one connection queues them in Go instead of in SQLite's busy
+	// handler, which sleeps in steps of milliseconds; other processes on the
+	// same file still meet busy_timeout.
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	return &Store{db: db, w: w, f: sqliteFlavor}, nil
 }
 
 // Flavor names the database: "sqlite" or "postgres".
@@ -163,7 +176,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(s.f.dialect, s.db, sub)
+	p, err := goose.NewProvider(s.f.dialect, s.w, sub)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
@@ -173,8 +186,16 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the pools.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.w != s.db {
+		if werr := s.w.Close(); err == nil {
+			err = werr
+		}
+	}
+	return err
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -202,7 +223,7 @@ type querier interface {
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
