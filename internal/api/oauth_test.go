@@ -347,3 +347,59 @@ func TestProactiveSweep(t *testing.T) {
 		})
 	}
 }
+
+// TestForcedRefreshAfterProviderRejection: a consumer whose token the
+// provider rejected (401) asks once with Force and the version it used; a
+// second consumer with the same stale version gets the new token without a
+// second refresh.
+func TestForcedRefreshAfterProviderRejection(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	id := e.Connect(t)
+	orgID := e.S.Do(t, e.S.Key, "GET", "/source-connections/"+id, nil).Map(t)["organization_id"].(string)
+	ctx := context.Background()
+	f, err := e.S.App.Connections.Fresh(ctx, orgID, id, refresh.GetOptions{})
+	if err != nil || e.AS.TokenRequests("refresh_token") != 0 {
+		t.Fatalf("fresh = %v; refreshes %d", err, e.AS.TokenRequests("refresh_token"))
+	}
+	forced, err := e.S.App.Connections.Fresh(ctx, orgID, id, refresh.GetOptions{Force: true, SeenVersion: f.Version})
+	if err != nil || e.AS.TokenRequests("refresh_token") != 1 || forced.Version <= f.Version ||
+		forced.Payload.Fields["access_token"].Reveal() == f.Payload.Fields["access_token"].Reveal() {
+		t.Fatalf("forced = v%d, %v; refreshes %d", forced.Version, err, e.AS.TokenRequests("refresh_token"))
+	}
+	again, err := e.S.App.Connections.Fresh(ctx, orgID, id, refresh.GetOptions{Force: true, SeenVersion: f.Version})
+	if err != nil || e.AS.TokenRequests("refresh_token") != 1 || again.Payload.Fields["access_token"].Reveal() != forced.Payload.Fields["access_token"].Reveal() {
+		t.Fatalf("second forced with a stale version refreshed again: refreshes %d", e.AS.TokenRequests("refresh_token"))
+	}
+	if !e.AS.AccessTokenActive(again.Payload.Fields["access_token"].Reveal()) {
+		t.Fatal("forced token does not work")
+	}
+}
+
+// TestOAuthSecretsNeverLeak extends the leak test to OAuth app secrets, a
+// one-connection client secret, and tokens obtained through the flow.
+func TestOAuthSecretsNeverLeak(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	s := e.S
+	const appSecret, byocSecret = "LEAKCANARYAppSecretQ7Z9", "LEAKCANARYByocSecretQ7Z9"
+	wantStatus(t, s.Do(t, s.Key, "PUT", "/oauth-apps/asana", map[string]any{"client_id": "asana-id", "client_secret": appSecret}), 200)
+	wantStatus(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "BYOC Leak", "short_name": "testoauth",
+		"authentication": map[string]any{"client_id": "x", "client_secret": byocSecret}}), 200)
+	wantStatus(t, s.Do(t, s.Key, "PUT", "/oauth-apps/nope", map[string]any{"client_id": "x", "client_secret": appSecret}), 404)
+	id := e.Connect(t)
+	e.Clock.Advance(2 * time.Hour)
+	tok := e.Token(t, id) // refreshes
+	for _, p := range []string{"/oauth-apps", "/source-connections", "/source-connections/" + id} {
+		wantStatus(t, s.Do(t, s.Key, "GET", p, nil), 200)
+	}
+	wantStatus(t, s.Do(t, s.Key, "DELETE", "/source-connections/"+id, nil), 200)
+	canaries := []string{appSecret, byocSecret, "valetkey-secret", tok["access_token"].(string), tok["refresh_token"].(string)}
+	logs, bodies := s.Logs.String(), s.Bodies.String()
+	for _, c := range canaries {
+		if strings.Contains(logs, c) {
+			t.Errorf("%s in logs", c)
+		}
+		if strings.Contains(bodies, c) {
+			t.Errorf("%s in a response body", c)
+		}
+	}
+}
