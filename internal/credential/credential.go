@@ -115,6 +115,8 @@ func ADFor(table, orgID, id string) []byte {
 		return vault.AD("oauth_app", orgID, id)
 	case store.TableOAuthSessions:
 		return vault.AD("oauth_session", orgID, id)
+	case store.TableAuthProviders:
+		return vault.AD("auth_provider", orgID, id)
 	default:
 		return vault.CredentialAD(orgID, id)
 	}

@@ -73,6 +73,26 @@ type SourceConnection struct {
 	AuthenticatedAt *time.Time
 	CreatedAt       time.Time
 	ModifiedAt      time.Time
+	// AuthProviderID names the auth provider that holds this connection's
+	// credential (read on demand); empty for credentials stored here.
+	AuthProviderID     string
+	AuthProviderRID    string // the provider's readable id, filled on reads
+	AuthProviderConfig json.RawMessage
+}
+
+// AuthProvider is an organization's account at a credential provider
+// (Pipedream Connect, Composio); its credentials are sealed in Ciphertext.
+type AuthProvider struct {
+	ID             string
+	OrganizationID string
+	Name           string
+	ReadableID     string
+	ShortName      string // pipedream | composio
+	MaskedClientID string
+	Ciphertext     []byte
+	KeyID          uint32
+	CreatedAt      time.Time
+	ModifiedAt     time.Time
 }
 
 // Credential is an encrypted secret owned by one connection (or, later, by
@@ -142,10 +162,11 @@ const (
 	TableCredentials   = "credentials"
 	TableOAuthApps     = "oauth_apps"
 	TableOAuthSessions = "oauth_sessions"
+	TableAuthProviders = "auth_providers"
 )
 
 // SealedTables lists every table with ciphertexts.
-var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions}
+var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders}
 
 // RefreshCandidate is a credential the sweeper should refresh soon.
 type RefreshCandidate struct {
@@ -245,6 +266,15 @@ type Store interface {
 	GetOAuthApp(ctx context.Context, orgID, shortName string) (OAuthApp, error)
 	ListOAuthApps(ctx context.Context, orgID string) ([]OAuthApp, error)
 	DeleteOAuthApp(ctx context.Context, orgID, shortName string) error
+
+	CreateAuthProvider(ctx context.Context, a AuthProvider) error
+	GetAuthProvider(ctx context.Context, orgID, readableID string) (AuthProvider, error)
+	GetAuthProviderByID(ctx context.Context, orgID, id string) (AuthProvider, error)
+	ListAuthProviders(ctx context.Context, orgID string) ([]AuthProvider, error)
+	// UpdateAuthProvider saves name, credentials and modified time.
+	UpdateAuthProvider(ctx context.Context, a AuthProvider) error
+	// DeleteAuthProvider removes a provider no connection uses; ErrConflict otherwise.
+	DeleteAuthProvider(ctx context.Context, orgID, id string) error
 
 	CreateOAuthSession(ctx context.Context, s OAuthSession) error
 	// UseSessionCode marks the auth-URL code used and returns its session,

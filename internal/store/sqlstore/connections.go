@@ -10,16 +10,24 @@ import (
 )
 
 const connectionCols = `sc.id, sc.organization_id, sc.collection_id, c.readable_id, sc.name, sc.description, sc.short_name,
-	sc.status, sc.auth_method, sc.config, sc.schedule, sc.authenticated_at, sc.created_at, sc.modified_at`
+	sc.status, sc.auth_method, sc.config, sc.schedule, sc.authenticated_at, sc.created_at, sc.modified_at,
+	sc.auth_provider_id, ap.readable_id, sc.auth_provider_config`
 
-const connectionFrom = ` FROM source_connections sc JOIN collections c ON c.id = sc.collection_id `
+const connectionFrom = ` FROM source_connections sc JOIN collections c ON c.id = sc.collection_id
+	LEFT JOIN auth_providers ap ON ap.id = sc.auth_provider_id `
 
 func scanConnection(sc scanner) (store.SourceConnection, error) {
 	var c store.SourceConnection
 	var config, schedule []byte
 	var authAt sql.NullTime
+	var apID, apRID sql.NullString
+	var apConfig []byte
 	err := sc.Scan(&c.ID, &c.OrganizationID, &c.CollectionID, &c.CollectionRID, &c.Name, &c.Description, &c.ShortName,
-		&c.Status, &c.AuthMethod, &config, &schedule, &authAt, &c.CreatedAt, &c.ModifiedAt)
+		&c.Status, &c.AuthMethod, &config, &schedule, &authAt, &c.CreatedAt, &c.ModifiedAt, &apID, &apRID, &apConfig)
+	c.AuthProviderID, c.AuthProviderRID = apID.String, apRID.String
+	if len(apConfig) > 0 {
+		c.AuthProviderConfig = json.RawMessage(apConfig)
+	}
 	c.Config = json.RawMessage(config)
 	if len(schedule) > 0 {
 		c.Schedule = json.RawMessage(schedule)
@@ -47,10 +55,11 @@ func rawOrEmptyObject(r json.RawMessage) string {
 func (s *Store) CreateConnection(ctx context.Context, c store.SourceConnection, cred *store.Credential) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO source_connections (id, organization_id, collection_id, name, description, short_name,
-			status, auth_method, config, schedule, authenticated_at, created_at, modified_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			status, auth_method, config, schedule, authenticated_at, created_at, modified_at, auth_provider_id, auth_provider_config)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.OrganizationID, c.CollectionID, c.Name, c.Description, c.ShortName, c.Status, c.AuthMethod,
-			rawOrEmptyObject(c.Config), rawOrNil(c.Schedule), utcPtr(c.AuthenticatedAt), utc(c.CreatedAt), utc(c.ModifiedAt))
+			rawOrEmptyObject(c.Config), rawOrNil(c.Schedule), utcPtr(c.AuthenticatedAt), utc(c.CreatedAt), utc(c.ModifiedAt),
+			nullString(c.AuthProviderID), rawOrNil(c.AuthProviderConfig))
 		if err != nil {
 			return s.wrap(err, "create connection")
 		}
@@ -102,9 +111,10 @@ func (s *Store) UpdateConnection(ctx context.Context, orgID, id string, update f
 			return fmt.Errorf("store: update connection: id and organization cannot change: %w", store.ErrConflict)
 		}
 		_, err = s.exec(ctx, tx, `UPDATE source_connections SET collection_id = ?, name = ?, description = ?, status = ?, auth_method = ?,
-			config = ?, schedule = ?, authenticated_at = ?, modified_at = ? WHERE organization_id = ? AND id = ?`,
+			config = ?, schedule = ?, authenticated_at = ?, modified_at = ?, auth_provider_id = ?, auth_provider_config = ?
+			WHERE organization_id = ? AND id = ?`,
 			c.CollectionID, c.Name, c.Description, c.Status, c.AuthMethod, rawOrEmptyObject(c.Config), rawOrNil(c.Schedule),
-			utcPtr(c.AuthenticatedAt), utc(c.ModifiedAt), orgID, id)
+			utcPtr(c.AuthenticatedAt), utc(c.ModifiedAt), nullString(c.AuthProviderID), rawOrNil(c.AuthProviderConfig), orgID, id)
 		if err != nil {
 			return s.wrap(err, "update connection")
 		}

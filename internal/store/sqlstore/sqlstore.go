@@ -55,7 +55,7 @@ var sqliteFlavor = flavor{
 var postgresFlavor = flavor{
 	name:      "postgres",
 	dialect:   goose.DialectPostgres,
-	forUpdate: " FOR UPDATE",
+	forUpdate: " FOR UPDATE OF sc",
 	rebind:    dollarPlaceholders,
 	isUnique: func(err error) bool {
 		var pe *pgconn.PgError

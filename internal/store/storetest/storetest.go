@@ -37,6 +37,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshCandidates", testRefreshCandidates},
 		{"OAuthApps", testOAuthApps},
 		{"OAuthSessionsAreSingleUse", testOAuthSessions},
+		{"AuthProviders", testAuthProviders},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -532,4 +533,52 @@ func testOAuthSessions(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.UseSessionState(ctx, []byte("unknown"), now())
 	wantErr(t, err, store.ErrNotFound)
+}
+
+func testAuthProviders(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	a := store.AuthProvider{ID: newID(), OrganizationID: o.ID, Name: "My Pipedream", ReadableID: "my-pipedream", ShortName: "pipedream",
+		MaskedClientID: "abcd****", Ciphertext: []byte("sealed"), KeyID: 4, CreatedAt: now(), ModifiedAt: now()}
+	if err := s.CreateAuthProvider(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	dup := a
+	dup.ID = newID()
+	wantErr(t, s.CreateAuthProvider(ctx, dup), store.ErrAlreadyExists)
+	got, err := s.GetAuthProvider(ctx, o.ID, "my-pipedream")
+	if err != nil || got.ID != a.ID || string(got.Ciphertext) != "sealed" || got.KeyID != 4 {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
+	other := mustOrg(t, s, "globex")
+	_, err = s.GetAuthProvider(ctx, other.ID, "my-pipedream")
+	wantErr(t, err, store.ErrNotFound)
+	a.Name, a.Ciphertext, a.ModifiedAt = "Renamed", []byte("sealed-2"), now()
+	if err := s.UpdateAuthProvider(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetAuthProviderByID(ctx, o.ID, a.ID); got.Name != "Renamed" || string(got.Ciphertext) != "sealed-2" {
+		t.Fatalf("after update = %+v", got)
+	}
+	c := mustCollection(t, s, o.ID, "one")
+	conn := newConnection(o.ID, c.ID)
+	conn.AuthProviderID, conn.AuthProviderConfig = a.ID, json.RawMessage(`{"project_id":"proj_x"}`)
+	if err := s.CreateConnection(ctx, conn, nil); err != nil {
+		t.Fatal(err)
+	}
+	gc, _ := s.GetConnection(ctx, o.ID, conn.ID)
+	if gc.AuthProviderID != a.ID || gc.AuthProviderRID != "my-pipedream" || string(gc.AuthProviderConfig) == "" {
+		t.Fatalf("connection provider = %q %q %s", gc.AuthProviderID, gc.AuthProviderRID, gc.AuthProviderConfig)
+	}
+	wantErr(t, s.DeleteAuthProvider(ctx, o.ID, a.ID), store.ErrConflict)
+	if err := s.DeleteConnection(ctx, o.ID, conn.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DeleteAuthProvider(ctx, other.ID, a.ID), store.ErrNotFound)
+	if err := s.DeleteAuthProvider(ctx, o.ID, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.ListAuthProviders(ctx, o.ID)
+	if len(list) != 0 {
+		t.Fatalf("list after delete = %d", len(list))
+	}
 }
