@@ -24,6 +24,7 @@ import (
 	"github.com/valetkey/valetkey/internal/api/native"
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
@@ -42,6 +43,7 @@ type Deps struct {
 	Tenants     *tenant.Service
 	Connections *connection.Service
 	Apps        *oauthapp.Service
+	Providers   *authprovider.Service
 	DB          Pinger
 	Logger      *slog.Logger
 	// Registry receives the HTTP metrics; nil makes a private one.
@@ -96,7 +98,7 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, d.Connections, d.Apps, d.Logger)
+	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers}, d.Logger)
 	flow := &oauthFlow{conns: d.Connections, log: d.Logger}
 	r.Get(connection.AuthorizePath+"{code}", flow.authorize)
 	r.Get(connection.CallbackPath, flow.callback)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/valetkey/valetkey/internal/api"
+	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/connection"
@@ -38,6 +39,7 @@ type App struct {
 	Connections *connection.Service
 	Apps        *oauthapp.Service
 	Refresh     *refresh.Engine
+	Providers   *authprovider.Service
 
 	publicURL atomic.Value // string
 }
@@ -106,7 +108,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		reg, err := a.Apps.For(ctx, orgID, shortName)
 		return reg.Client, err
 	}), v, log, ropt)
-	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log, Now: cfg.Clock})
+	popt := cfg.Providers
+	popt.PipedreamBaseURL, popt.ComposioBaseURL = cfg.PipedreamBaseURL, cfg.ComposioBaseURL
+	if cfg.Clock != nil {
+		popt.Now = cfg.Clock
+	}
+	a.Providers = authprovider.New(st, v, popt)
+	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log,
+		Now: cfg.Clock, Providers: a.Providers})
 	return a, nil
 }
 
@@ -132,7 +141,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/refresh"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// Refresh holds engine options only code can set (an HTTP client, retry
 	// tuning); the two durations above are copied into it.
 	Refresh refresh.Options `env:"-"`
+	// Providers holds auth-provider client options only code can set (token
+	// margin, retry tuning); the base URLs above are copied into it.
+	Providers authprovider.Options `env:"-"`
 	// Clock, when set, replaces time.Now for the refresh engine and OAuth
 	// flows (tests).
 	Clock func() time.Time `env:"-"`

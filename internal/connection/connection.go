@@ -79,6 +79,8 @@ type Options struct {
 	Log        *slog.Logger
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Providers reads credentials held by auth providers.
+	Providers Providers
 }
 
 // Service implements source connections and collections.
@@ -150,6 +152,11 @@ type CreateInput struct {
 	RedirectURLLoc []any
 	// Client is a one-connection OAuth client (bring your own client).
 	Client *oauth.Client
+	// AuthProvider is the readable id of an auth provider that holds the
+	// account; AuthProviderConfig says which account.
+	AuthProvider          string
+	AuthProviderConfig    map[string]any
+	AuthProviderConfigLoc []any
 }
 
 // View is a connection with what a response shows about its credential.
@@ -175,6 +182,9 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 	config, cerrs := checkConfig(src, in.Config, in.ConfigLoc, false)
 	errs = append(errs, cerrs...)
 
+	if in.AuthProvider != "" {
+		return s.createProviderBacked(ctx, orgID, src, in, config, errs)
+	}
 	var method catalog.AuthMethod
 	var fields map[string]vault.Secret
 	if in.Credentials == nil || in.Credentials.Raw == nil {
@@ -294,6 +304,7 @@ func (s *Service) view(ctx context.Context, c store.SourceConnection) (View, err
 		v.Authenticated = c.Status != store.StatusPendingAuth && c.Status != store.StatusNeedsReauth
 		v.ExpiresAt = cred.ExpiresAt
 	case errors.Is(err, store.ErrNotFound):
+		v.Authenticated = c.AuthProviderID != "" && c.Status != store.StatusNeedsReauth
 	default:
 		return v, err
 	}
@@ -421,6 +432,9 @@ func (s *Service) Delete(ctx context.Context, orgID, id string) (View, error) {
 	if err := s.st.DeleteConnection(ctx, orgID, id); err != nil {
 		return v, notFoundConn(err, id)
 	}
+	if s.opt.Providers != nil {
+		s.opt.Providers.Forget(id)
+	}
 	return v, nil
 }
 
@@ -469,6 +483,13 @@ func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bo
 // is what every consumer of a credential (the token route, jobs, execute)
 // calls.
 func (s *Service) Fresh(ctx context.Context, orgID, id string, o refresh.GetOptions) (refresh.Fresh, error) {
+	conn, err := s.st.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return refresh.Fresh{}, notFoundConn(err, id)
+	}
+	if conn.AuthProviderID != "" {
+		return s.freshFromProvider(ctx, conn, o.Force)
+	}
 	f, err := s.opt.Refresh.Get(ctx, orgID, id, o)
 	if errors.Is(err, store.ErrNotFound) {
 		if _, cerr := s.st.GetConnection(ctx, orgID, id); cerr != nil {

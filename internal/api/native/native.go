@@ -10,22 +10,32 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 )
 
 // Handlers serves the native routes.
 type Handlers struct {
-	conns  *connection.Service
-	apps   *oauthapp.Service
+	conns     *connection.Service
+	apps      *oauthapp.Service
+	providers *authprovider.Service
 	log    *slog.Logger
 	loaded time.Time
 }
 
+// Services are the domain services the native dialect serves.
+type Services struct {
+	Connections *connection.Service
+	Apps        *oauthapp.Service
+	Providers   *authprovider.Service
+}
+
 // Register adds the native routes to api.
-func Register(api huma.API, conns *connection.Service, apps *oauthapp.Service, log *slog.Logger) {
-	h := &Handlers{conns: conns, apps: apps, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
+func Register(api huma.API, svc Services, log *slog.Logger) {
+	h := &Handlers{conns: svc.Connections, apps: svc.Apps, providers: svc.Providers, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
 	h.registerOAuthApps(api)
+	h.registerAuthProviders(api)
 	h.registerCollections(api)
 	h.registerSources(api)
 	h.registerConnections(api)
