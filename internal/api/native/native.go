@@ -20,8 +20,8 @@ type Handlers struct {
 	conns     *connection.Service
 	apps      *oauthapp.Service
 	providers *authprovider.Service
-	log    *slog.Logger
-	loaded time.Time
+	log       *slog.Logger
+	loaded    time.Time
 }
 
 // Services are the domain services the native dialect serves.
