@@ -26,6 +26,7 @@ import (
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
 )
@@ -44,6 +45,7 @@ type Deps struct {
 	Connections *connection.Service
 	Apps        *oauthapp.Service
 	Providers   *authprovider.Service
+	Execute     *execute.Engine
 	DB          Pinger
 	Logger      *slog.Logger
 	// Registry receives the HTTP metrics; nil makes a private one.
@@ -98,7 +100,7 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers}, d.Logger)
+	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute}, d.Logger)
 	flow := &oauthFlow{conns: d.Connections, log: d.Logger}
 	r.Get(connection.AuthorizePath+"{code}", flow.authorize)
 	r.Get(connection.CallbackPath, flow.callback)

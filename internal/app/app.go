@@ -20,6 +20,7 @@ import (
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/oauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/refresh"
@@ -40,6 +41,7 @@ type App struct {
 	Apps        *oauthapp.Service
 	Refresh     *refresh.Engine
 	Providers   *authprovider.Service
+	Execute     *execute.Engine
 
 	publicURL atomic.Value // string
 }
@@ -116,6 +118,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Providers = authprovider.New(st, v, popt)
 	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log,
 		Now: cfg.Clock, Providers: a.Providers})
+	a.Execute = execute.New(a.Connections, execute.Options{})
 	return a, nil
 }
 
@@ -141,7 +144,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

@@ -110,6 +110,7 @@ func (f ConfigField) Regexp() *regexp.Regexp { return f.re }
 type API struct {
 	BaseURL       string             `yaml:"base_url"`
 	AuthInjection string             `yaml:"auth_injection,omitempty"`
+	Headers       map[string]string  `yaml:"headers,omitempty"` // sent with every call, e.g. Notion-Version
 	Entities      map[string]*Entity `yaml:"entities,omitempty"`
 }
 
@@ -125,7 +126,14 @@ type Action struct {
 	Params  map[string]*Param `yaml:"params,omitempty"`
 	Records string            `yaml:"records,omitempty"`
 	Cursor  string            `yaml:"cursor,omitempty"`
+	// Paging is how the next page is found: cursor (the Cursor path; the
+	// default), link (the Link header's rel="next"), page (page number + 1
+	// while a page is full), offset, or last_id (the last record's id while
+	// the HasMore path is true).
 	Paging  string            `yaml:"paging,omitempty"`
+	HasMore string            `yaml:"has_more,omitempty"`
+	// PageSize names the param that sets the page size (page and offset paging).
+	PageSize string `yaml:"page_size,omitempty"`
 	ID      string            `yaml:"id,omitempty"`
 	Title   string            `yaml:"title,omitempty"`
 	Body    map[string]any    `yaml:"body,omitempty"`
@@ -314,6 +322,16 @@ func (s *Source) validate() error {
 		if err := checkDefinitionURL(s.API.BaseURL, config); err != nil {
 			return fmt.Errorf("api.base_url: %w", err)
 		}
+		for en, e := range s.API.Entities {
+			if e == nil || len(e.Actions) == 0 {
+				return fmt.Errorf("api.entities.%s: no actions", en)
+			}
+			for an, a := range e.Actions {
+				if err := a.validate(); err != nil {
+					return fmt.Errorf("api.entities.%s.actions.%s: %w", en, an, err)
+				}
+			}
+		}
 	}
 	for i := range s.ConfigFields {
 		f := &s.ConfigFields[i]
@@ -409,6 +427,39 @@ func checkDefinitionURL(raw string, config map[string]bool) error {
 	u, err := url.Parse(sub)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("%q must be an absolute http(s) URL", raw)
+	}
+	return nil
+}
+
+// ActionNames are the actions an entity may define.
+var ActionNames = []string{"list", "get", "create", "update", "delete", "search"}
+
+func (a *Action) validate() error {
+	switch a.Method {
+	case "GET", "POST", "PUT", "PATCH", "DELETE":
+	default:
+		return fmt.Errorf("method %q must be GET, POST, PUT, PATCH or DELETE", a.Method)
+	}
+	if !strings.HasPrefix(a.Path, "/") {
+		return fmt.Errorf("path %q must start with /", a.Path)
+	}
+	switch a.Paging {
+	case "", "cursor", "link", "page", "offset", "last_id":
+	default:
+		return fmt.Errorf("paging %q must be cursor, link, page, offset or last_id", a.Paging)
+	}
+	for name, p := range a.Params {
+		if p == nil {
+			return fmt.Errorf("params.%s: empty", name)
+		}
+		switch p.In {
+		case "path", "query", "body", "header":
+		default:
+			return fmt.Errorf("params.%s.in %q must be path, query, body or header", name, p.In)
+		}
+		if p.In == "path" && !strings.Contains(a.Path, "{"+name+"}") {
+			return fmt.Errorf("params.%s is a path param but the path has no {%s}", name, name)
+		}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 )
 
@@ -29,6 +30,7 @@ type Services struct {
 	Connections *connection.Service
 	Apps        *oauthapp.Service
 	Providers   *authprovider.Service
+	Execute     *execute.Engine
 }
 
 // Register adds the native routes to api.
@@ -36,6 +38,9 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	h := &Handlers{conns: svc.Connections, apps: svc.Apps, providers: svc.Providers, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
 	h.registerOAuthApps(api)
 	h.registerAuthProviders(api)
+	if svc.Execute != nil {
+		RegisterExecute(api, svc.Execute, h)
+	}
 	h.registerCollections(api)
 	h.registerSources(api)
 	h.registerConnections(api)
