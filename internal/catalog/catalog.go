@@ -130,13 +130,13 @@ type Action struct {
 	// default), link (the Link header's rel="next"), page (page number + 1
 	// while a page is full), offset, or last_id (the last record's id while
 	// the HasMore path is true).
-	Paging  string            `yaml:"paging,omitempty"`
-	HasMore string            `yaml:"has_more,omitempty"`
+	Paging  string `yaml:"paging,omitempty"`
+	HasMore string `yaml:"has_more,omitempty"`
 	// PageSize names the param that sets the page size (page and offset paging).
-	PageSize string `yaml:"page_size,omitempty"`
-	ID      string            `yaml:"id,omitempty"`
-	Title   string            `yaml:"title,omitempty"`
-	Body    map[string]any    `yaml:"body,omitempty"`
+	PageSize string         `yaml:"page_size,omitempty"`
+	ID       string         `yaml:"id,omitempty"`
+	Title    string         `yaml:"title,omitempty"`
+	Body     map[string]any `yaml:"body,omitempty"`
 }
 
 // Param maps one execute parameter onto the request.
