@@ -89,6 +89,14 @@ func TestPipedreamProvider(t *testing.T) {
 			t.Fatalf("catalog = %v", kinds)
 		}
 		wantDetail(t, s.Do(t, s.Key, "GET", "/auth-providers/nope", nil), 404, "Auth provider 'nope' not found")
+		// PUT replaces the credentials, checked again.
+		wantLocs(t, s.Do(t, s.Key, "PUT", "/auth-providers/"+rid, map[string]any{"auth_fields": map[string]any{"client_id": "pd-client-id-123", "client_secret": "wrong"}}), "body.auth_fields")
+		r := s.Do(t, s.Key, "PUT", "/auth-providers/"+rid, map[string]any{"name": "Renamed Pipedream",
+			"auth_fields": map[string]any{"client_id": "pd-client-id-123", "client_secret": "LEAKCANARYPipedreamSecretQ7Z9"}})
+		wantStatus(t, r, 200)
+		if r.Map(t)["name"] != "Renamed Pipedream" {
+			t.Fatalf("put = %s", r.Body)
+		}
 		other := s.NewOrgKey(t, "other")
 		wantDetail(t, s.Do(t, other, "GET", "/auth-providers/"+rid, nil), 404, "Auth provider '"+rid+"' not found")
 	})
