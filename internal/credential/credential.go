@@ -117,6 +117,10 @@ func ADFor(table, orgID, id string) []byte {
 		return vault.AD("oauth_session", orgID, id)
 	case store.TableAuthProviders:
 		return vault.AD("auth_provider", orgID, id)
+	case store.TableSigningKeys:
+		return vault.AD("signing_key", orgID, id)
+	case store.TableOAuthSecrets:
+		return vault.AD("oauth_secret", orgID, id)
 	default:
 		return vault.CredentialAD(orgID, id)
 	}

@@ -78,6 +78,53 @@ type SourceConnection struct {
 	AuthProviderID     string
 	AuthProviderRID    string // the provider's readable id, filled on reads
 	AuthProviderConfig json.RawMessage
+	// WorkspaceID is the end user's workspace (embedded API); empty for
+	// connections made through the native API.
+	WorkspaceID string
+}
+
+// Application is an organization's client id/secret pair for the embedded
+// API's operator tokens; only a hash of the secret is stored.
+type Application struct {
+	ID             string
+	OrganizationID string
+	Name           string
+	ClientID       string
+	SecretHash     []byte
+	CreatedAt      time.Time
+	RevokedAt      *time.Time
+}
+
+// Workspace is one end user's space in an organization.
+type Workspace struct {
+	ID             string
+	OrganizationID string
+	ExternalUserID string
+	CreatedAt      time.Time
+}
+
+// SigningKey is an Ed25519 key that signs JWTs; the private key is sealed.
+type SigningKey struct {
+	ID         string // the JWT kid
+	Ciphertext []byte
+	KeyID      uint32
+	PublicKey  []byte
+	CreatedAt  time.Time
+	RetiredAt  *time.Time
+}
+
+// OAuthSecret is a server-side OAuth result (tokens, sealed) waiting to be
+// turned into a connection: single use, bound to workspace and source.
+type OAuthSecret struct {
+	ID             string
+	OrganizationID string
+	WorkspaceID    string
+	ShortName      string
+	Ciphertext     []byte
+	KeyID          uint32
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	UsedAt         *time.Time
 }
 
 // AuthProvider is an organization's account at a credential provider
@@ -147,6 +194,9 @@ type OAuthSession struct {
 	ExpiresAt          time.Time
 	CodeUsedAt         *time.Time
 	StateUsedAt        *time.Time
+	// WorkspaceID marks a server-side flow (embedded API): the callback
+	// stores an OAuthSecret instead of completing a connection.
+	WorkspaceID string
 }
 
 // SealedRow is any row holding a vault ciphertext, for key rotation.
@@ -163,10 +213,12 @@ const (
 	TableOAuthApps     = "oauth_apps"
 	TableOAuthSessions = "oauth_sessions"
 	TableAuthProviders = "auth_providers"
+	TableSigningKeys   = "signing_keys"
+	TableOAuthSecrets  = "oauth_secrets"
 )
 
 // SealedTables lists every table with ciphertexts.
-var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders}
+var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders, TableSigningKeys, TableOAuthSecrets}
 
 // RefreshCandidate is a credential the sweeper should refresh soon.
 type RefreshCandidate struct {
@@ -191,6 +243,7 @@ type AuditEvent struct {
 // ConnectionFilter narrows ListConnections.
 type ConnectionFilter struct {
 	CollectionID string
+	WorkspaceID  string
 	Skip, Limit  int
 }
 
@@ -275,6 +328,26 @@ type Store interface {
 	UpdateAuthProvider(ctx context.Context, a AuthProvider) error
 	// DeleteAuthProvider removes a provider no connection uses; ErrConflict otherwise.
 	DeleteAuthProvider(ctx context.Context, orgID, id string) error
+
+	CreateApplication(ctx context.Context, a Application) error
+	ApplicationByClientID(ctx context.Context, clientID string) (Application, error)
+	ListApplications(ctx context.Context, orgID string) ([]Application, error)
+
+	// EnsureWorkspace returns the organization's workspace for an external
+	// user id, creating it (with id and at) when absent; safe under races.
+	EnsureWorkspace(ctx context.Context, orgID, externalUserID, id string, at time.Time) (Workspace, error)
+	GetWorkspace(ctx context.Context, orgID, id string) (Workspace, error)
+	GetWorkspaceByExternal(ctx context.Context, orgID, externalUserID string) (Workspace, error)
+	ListWorkspaces(ctx context.Context, orgID string) ([]Workspace, error)
+
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	RetireSigningKey(ctx context.Context, id string, at time.Time) error
+
+	CreateOAuthSecret(ctx context.Context, s OAuthSecret) error
+	// UseOAuthSecret marks a secret used and returns it, if it is the
+	// organization's, unused and unexpired; else ErrNotFound.
+	UseOAuthSecret(ctx context.Context, orgID, id string, now time.Time) (OAuthSecret, error)
 
 	CreateOAuthSession(ctx context.Context, s OAuthSession) error
 	// UseSessionCode marks the auth-URL code used and returns its session,

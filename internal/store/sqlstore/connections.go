@@ -11,7 +11,7 @@ import (
 
 const connectionCols = `sc.id, sc.organization_id, sc.collection_id, c.readable_id, sc.name, sc.description, sc.short_name,
 	sc.status, sc.auth_method, sc.config, sc.schedule, sc.authenticated_at, sc.created_at, sc.modified_at,
-	sc.auth_provider_id, ap.readable_id, sc.auth_provider_config`
+	sc.auth_provider_id, ap.readable_id, sc.auth_provider_config, sc.workspace_id`
 
 const connectionFrom = ` FROM source_connections sc JOIN collections c ON c.id = sc.collection_id
 	LEFT JOIN auth_providers ap ON ap.id = sc.auth_provider_id `
@@ -22,8 +22,10 @@ func scanConnection(sc scanner) (store.SourceConnection, error) {
 	var authAt sql.NullTime
 	var apID, apRID sql.NullString
 	var apConfig []byte
+	var ws sql.NullString
 	err := sc.Scan(&c.ID, &c.OrganizationID, &c.CollectionID, &c.CollectionRID, &c.Name, &c.Description, &c.ShortName,
-		&c.Status, &c.AuthMethod, &config, &schedule, &authAt, &c.CreatedAt, &c.ModifiedAt, &apID, &apRID, &apConfig)
+		&c.Status, &c.AuthMethod, &config, &schedule, &authAt, &c.CreatedAt, &c.ModifiedAt, &apID, &apRID, &apConfig, &ws)
+	c.WorkspaceID = ws.String
 	c.AuthProviderID, c.AuthProviderRID = apID.String, apRID.String
 	if len(apConfig) > 0 {
 		c.AuthProviderConfig = json.RawMessage(apConfig)
@@ -55,11 +57,11 @@ func rawOrEmptyObject(r json.RawMessage) string {
 func (s *Store) CreateConnection(ctx context.Context, c store.SourceConnection, cred *store.Credential) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO source_connections (id, organization_id, collection_id, name, description, short_name,
-			status, auth_method, config, schedule, authenticated_at, created_at, modified_at, auth_provider_id, auth_provider_config)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			status, auth_method, config, schedule, authenticated_at, created_at, modified_at, auth_provider_id, auth_provider_config, workspace_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.OrganizationID, c.CollectionID, c.Name, c.Description, c.ShortName, c.Status, c.AuthMethod,
 			rawOrEmptyObject(c.Config), rawOrNil(c.Schedule), utcPtr(c.AuthenticatedAt), utc(c.CreatedAt), utc(c.ModifiedAt),
-			nullString(c.AuthProviderID), rawOrNil(c.AuthProviderConfig))
+			nullString(c.AuthProviderID), rawOrNil(c.AuthProviderConfig), nullString(c.WorkspaceID))
 		if err != nil {
 			return s.wrap(err, "create connection")
 		}
@@ -83,6 +85,10 @@ func (s *Store) ListConnections(ctx context.Context, orgID string, f store.Conne
 	if f.CollectionID != "" {
 		q += ` AND sc.collection_id = ?`
 		args = append(args, f.CollectionID)
+	}
+	if f.WorkspaceID != "" {
+		q += ` AND sc.workspace_id = ?`
+		args = append(args, f.WorkspaceID)
 	}
 	limit := f.Limit
 	if limit <= 0 {

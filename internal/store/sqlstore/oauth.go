@@ -80,15 +80,17 @@ func (s *Store) DeleteOAuthApp(ctx context.Context, orgID, shortName string) err
 }
 
 const sessionCols = `id, organization_id, source_connection_id, short_name, code_hash, state_hash, ciphertext, key_id, redirect_url,
-	created_at, expires_at, code_used_at, state_used_at`
+	created_at, expires_at, code_used_at, state_used_at, workspace_id`
 
 func scanSession(sc scanner) (store.OAuthSession, error) {
 	var o store.OAuthSession
 	var conn sql.NullString
 	var keyID int64
 	var codeUsed, stateUsed sql.NullTime
+	var ws sql.NullString
 	err := sc.Scan(&o.ID, &o.OrganizationID, &conn, &o.ShortName, &o.CodeHash, &o.StateHash, &o.Ciphertext, &keyID, &o.RedirectURL,
-		&o.CreatedAt, &o.ExpiresAt, &codeUsed, &stateUsed)
+		&o.CreatedAt, &o.ExpiresAt, &codeUsed, &stateUsed, &ws)
+	o.WorkspaceID = ws.String
 	o.SourceConnectionID, o.KeyID = conn.String, uint32(keyID)
 	o.CreatedAt, o.ExpiresAt = o.CreatedAt.UTC(), o.ExpiresAt.UTC()
 	o.CodeUsedAt, o.StateUsedAt = timePtr(codeUsed), timePtr(stateUsed)
@@ -97,9 +99,9 @@ func scanSession(sc scanner) (store.OAuthSession, error) {
 
 // CreateOAuthSession stores a pending authorization.
 func (s *Store) CreateOAuthSession(ctx context.Context, o store.OAuthSession) error {
-	_, err := s.exec(ctx, s.w, `INSERT INTO oauth_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)`,
+	_, err := s.exec(ctx, s.w, `INSERT INTO oauth_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)`,
 		o.ID, o.OrganizationID, nullString(o.SourceConnectionID), o.ShortName, o.CodeHash, o.StateHash, o.Ciphertext, int64(o.KeyID),
-		o.RedirectURL, utc(o.CreatedAt), utc(o.ExpiresAt))
+		o.RedirectURL, utc(o.CreatedAt), utc(o.ExpiresAt), nullString(o.WorkspaceID))
 	return s.wrap(err, "create oauth session")
 }
 

@@ -38,6 +38,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OAuthApps", testOAuthApps},
 		{"OAuthSessionsAreSingleUse", testOAuthSessions},
 		{"AuthProviders", testAuthProviders},
+		{"EmbeddedObjects", testEmbedded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -580,5 +581,74 @@ func testAuthProviders(t *testing.T, s store.Store) {
 	list, _ := s.ListAuthProviders(ctx, o.ID)
 	if len(list) != 0 {
 		t.Fatalf("list after delete = %d", len(list))
+	}
+}
+
+func testEmbedded(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	other := mustOrg(t, s, "globex")
+	app := store.Application{ID: newID(), OrganizationID: o.ID, Name: "backend", ClientID: "vkc_abc", SecretHash: []byte("h"), CreatedAt: now()}
+	if err := s.CreateApplication(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ApplicationByClientID(ctx, "vkc_abc"); err != nil || got.ID != app.ID {
+		t.Fatalf("app = %+v, %v", got, err)
+	}
+	// Concurrent first uses create one workspace.
+	var wg sync.WaitGroup
+	ids := make(chan string, 10)
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, err := s.EnsureWorkspace(ctx, o.ID, "user-1", newID(), now())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- w.ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	first := ""
+	for id := range ids {
+		if first == "" {
+			first = id
+		} else if id != first {
+			t.Fatal("EnsureWorkspace created two workspaces for one user")
+		}
+	}
+	if _, err := s.GetWorkspace(ctx, other.ID, first); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("cross-org workspace = %v", err)
+	}
+	w2, _ := s.EnsureWorkspace(ctx, other.ID, "user-1", newID(), now())
+	if w2.ID == first {
+		t.Fatal("organizations share a workspace")
+	}
+	sec := store.OAuthSecret{ID: newID(), OrganizationID: o.ID, WorkspaceID: first, ShortName: "hubspot", Ciphertext: []byte("x"), KeyID: 1,
+		CreatedAt: now(), ExpiresAt: now().Add(15 * time.Minute)}
+	if err := s.CreateOAuthSecret(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.UseOAuthSecret(ctx, other.ID, sec.ID, now())
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UseOAuthSecret(ctx, o.ID, sec.ID, now().Add(16*time.Minute))
+	wantErr(t, err, store.ErrNotFound)
+	if got, err := s.UseOAuthSecret(ctx, o.ID, sec.ID, now()); err != nil || got.WorkspaceID != first || got.UsedAt == nil {
+		t.Fatalf("use = %+v, %v", got, err)
+	}
+	_, err = s.UseOAuthSecret(ctx, o.ID, sec.ID, now())
+	wantErr(t, err, store.ErrNotFound)
+	k := store.SigningKey{ID: "kid-1", Ciphertext: []byte("sealed"), KeyID: 1, PublicKey: []byte("pub"), CreatedAt: now()}
+	if err := s.CreateSigningKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RetireSigningKey(ctx, "kid-1", now()); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := s.ListSigningKeys(ctx)
+	if len(keys) != 1 || keys[0].RetiredAt == nil {
+		t.Fatalf("keys = %+v", keys)
 	}
 }
