@@ -1,0 +1,140 @@
+package jwtauth
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/valetkey/valetkey/internal/store/sqlstore"
+	"github.com/valetkey/valetkey/internal/testkit"
+	"github.com/valetkey/valetkey/internal/vault"
+)
+
+func newIssuer(t *testing.T, iss string, clock *testkit.Clock) *Issuer {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), testkit.SQLiteURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, _, err := vault.Open(filepath.Join(t.TempDir(), "k.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(st, v, func() string { return iss }, clock.Now)
+}
+
+func scoped() Claims {
+	return Claims{Type: TypeEmbedded, Organization: "org-1", Roles: []string{RoleEndUser}, Act: &Actor{Sub: "user-1"},
+		WorkspaceScope: &WorkspaceScope{WorkspaceID: "ws-1"}, RegisteredClaims: jwt.RegisteredClaims{Subject: "app-1"}}
+}
+
+func TestSignVerifyAndAttacks(t *testing.T) {
+	ctx := context.Background()
+	clock := &testkit.Clock{}
+	iss := newIssuer(t, "https://vk.example.com", clock)
+	tok, exp, err := iss.Sign(ctx, scoped(), 20*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := iss.Verify(ctx, tok)
+	if err != nil || c.WorkspaceScope.WorkspaceID != "ws-1" || c.Act.Sub != "user-1" || c.ID == "" || !c.ExpiresAt.Time.Equal(exp.Truncate(time.Second)) {
+		t.Fatalf("verify = %+v, %v", c, err)
+	}
+	parts := strings.Split(tok, ".")
+	header, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if !strings.Contains(string(header), `"alg":"EdDSA"`) || !strings.Contains(string(header), `"kid"`) {
+		t.Fatalf("header = %s", header)
+	}
+	jwks, err := iss.JWKS(ctx)
+	if err != nil || len(jwks) != 1 {
+		t.Fatalf("jwks = %v, %v", jwks, err)
+	}
+	pub, _ := base64.RawURLEncoding.DecodeString(jwks[0].X)
+
+	other := newIssuer(t, "https://vk.example.com", clock)
+	foreign, _, _ := other.Sign(ctx, scoped(), time.Minute)
+	wrongIss := newIssuer(t, "https://evil.example.com", clock)
+	_, _, _ = wrongIss.Sign(ctx, scoped(), time.Minute)
+
+	claimsJSON := func(c Claims) string {
+		t := jwt.NewWithClaims(jwt.SigningMethodNone, c)
+		s, _ := t.SigningString()
+		return strings.Split(s, ".")[1]
+	}
+	valid := *c
+	noneTok := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"`+jwks[0].Kid+`"}`)) + "." + claimsJSON(valid) + "."
+	hsTok := jwt.NewWithClaims(jwt.SigningMethodHS256, valid)
+	hsTok.Header["kid"] = jwks[0].Kid
+	hs, _ := hsTok.SignedString(pub)
+	wrongKid := jwt.NewWithClaims(jwt.SigningMethodEdDSA, valid)
+	wrongKid.Header["kid"] = "not-a-key"
+	wk, _ := wrongKid.SignedString(iss.signing.priv)
+	tampered := parts[0] + "." + claimsJSON(func() Claims { x := valid; x.WorkspaceScope = &WorkspaceScope{WorkspaceID: "ws-2"}; return x }()) + "." + parts[2]
+	badAud := valid
+	badAud.Audience = jwt.ClaimStrings{"someone-else"}
+	ba := jwt.NewWithClaims(jwt.SigningMethodEdDSA, badAud)
+	ba.Header["kid"] = jwks[0].Kid
+	badAudTok, _ := ba.SignedString(iss.signing.priv)
+	badIss := valid
+	badIss.Issuer = "https://evil.example.com"
+	bi := jwt.NewWithClaims(jwt.SigningMethodEdDSA, badIss)
+	bi.Header["kid"] = jwks[0].Kid
+	badIssTok, _ := bi.SignedString(iss.signing.priv)
+	noWS := valid
+	noWS.WorkspaceScope = nil
+	nw := jwt.NewWithClaims(jwt.SigningMethodEdDSA, noWS)
+	nw.Header["kid"] = jwks[0].Kid
+	noWSTok, _ := nw.SignedString(iss.signing.priv)
+
+	attacks := map[string]string{
+		"alg none":                        noneTok,
+		"HS256 keyed with the public key": hs,
+		"unknown kid":                     wk,
+		"tampered claims":                 tampered,
+		"wrong audience":                  badAudTok,
+		"wrong issuer":                    badIssTok,
+		"another server's key":            foreign,
+		"scoped without workspace":        noWSTok,
+		"garbage":                         "not.a.jwt",
+		"empty":                           "",
+	}
+	for name, tok := range attacks {
+		if _, err := iss.Verify(ctx, tok); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Verify = %v, want ErrInvalid", name, err)
+		}
+	}
+	clock.Advance(21 * time.Minute)
+	if _, err := iss.Verify(ctx, tok); !errors.Is(err, ErrInvalid) {
+		t.Errorf("expired token accepted: %v", err)
+	}
+}
+
+func TestRotateKeepsOldTokensVerifying(t *testing.T) {
+	ctx := context.Background()
+	iss := newIssuer(t, "https://vk.example.com", &testkit.Clock{})
+	old, _, _ := iss.Sign(ctx, scoped(), time.Minute)
+	kid, err := iss.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, _ := iss.Sign(ctx, scoped(), time.Minute)
+	for _, tok := range []string{old, fresh} {
+		if _, err := iss.Verify(ctx, tok); err != nil {
+			t.Fatalf("verify after rotation: %v", err)
+		}
+	}
+	h, _ := base64.RawURLEncoding.DecodeString(strings.Split(fresh, ".")[0])
+	if !strings.Contains(string(h), kid) {
+		t.Fatal("new tokens are not signed with the new key")
+	}
+	if jwks, _ := iss.JWKS(ctx); len(jwks) != 2 {
+		t.Fatalf("jwks after rotation has %d keys", len(jwks))
+	}
+}
