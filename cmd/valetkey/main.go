@@ -68,7 +68,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		c.cfg = cfg
 		return cfg.Resolve()
 	}
-	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.orgCmd(), c.apikeyCmd(), c.keysCmd())
+	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.orgCmd(), c.apikeyCmd(), c.keysCmd(), c.appCmd())
 	return root
 }
 
@@ -260,6 +260,34 @@ func (c *cli) apikeyCmd() *cobra.Command {
 	return cmd
 }
 
+func (c *cli) appCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Short: "Manage embedded-API applications (client id/secret for operator tokens)"}
+	var orgName, name string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an application (the secret is printed once)",
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
+			o, err := a.Tenants.Organization(cmd.Context(), orgName)
+			if err != nil {
+				return err
+			}
+			ap, secret, err := a.Embedded.CreateApplication(cmd.Context(), o.ID, name)
+			if err != nil {
+				return err
+			}
+			return c.print(map[string]any{"id": ap.ID, "organization_id": o.ID, "name": ap.Name, "client_id": ap.ClientID, "client_secret": secret.Reveal()},
+				func(w io.Writer) {
+					fmt.Fprintf(w, "application %s for %s\nclient_id: %s\nclient_secret (shown only now): %s\n", ap.ID, o.Name, ap.ClientID, secret.Reveal())
+				})
+		}),
+	}
+	create.Flags().StringVar(&orgName, "org", "default", "organization name or id")
+	create.Flags().StringVar(&name, "name", "default", "a label for the application")
+	c.jsonFlag(create)
+	cmd.AddCommand(create)
+	return cmd
+}
+
 func (c *cli) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Manage the encryption keyset"}
 	var batch int
@@ -322,6 +350,18 @@ func (c *cli) keysCmd() *cobra.Command {
 		}),
 	}
 	c.jsonFlag(prune)
-	cmd.AddCommand(rotate, list, prune)
+	signing := &cobra.Command{
+		Use:   "rotate-signing",
+		Short: "Add a new JWT signing key; older keys keep verifying the tokens they signed",
+		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
+			kid, err := a.Issuer.Rotate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return c.print(map[string]any{"kid": kid}, func(w io.Writer) { fmt.Fprintf(w, "new signing key %s\n", kid) })
+		}),
+	}
+	c.jsonFlag(signing)
+	cmd.AddCommand(rotate, list, prune, signing)
 	return cmd
 }

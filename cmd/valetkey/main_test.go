@@ -191,3 +191,31 @@ func TestFlagsWinOverEnv(t *testing.T) {
 		t.Fatalf("flag did not win over env: %v", err)
 	}
 }
+
+func TestAppCreatePrintsCredentialsOnce(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("VALETKEY_BOOTSTRAP_API_KEY", "vk_bootstrap_for_cli_tests_0123456789abcdef")
+	if _, _, err := run(t, dir, "migrate"); err != nil {
+		t.Fatal(err)
+	}
+	// serve bootstraps the default organization; the CLI does it via org create here.
+	if _, _, err := run(t, dir, "org", "create", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := run(t, dir, "app", "create", "--org", "acme", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	decodeOne(t, stdout, &a)
+	if !strings.HasPrefix(a.ClientID, "vkc_") || !strings.HasPrefix(a.ClientSecret, "vks_") || strings.Contains(stderr, a.ClientSecret) {
+		t.Fatalf("app = %+v", a)
+	}
+	stdout, _, err = run(t, dir, "keys", "rotate-signing", "--json")
+	if err != nil || !strings.Contains(stdout, `"kid"`) {
+		t.Fatalf("rotate-signing = %q, %v", stdout, err)
+	}
+}

@@ -21,12 +21,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/valetkey/valetkey/internal/api/docs"
+	"github.com/valetkey/valetkey/internal/api/embedded"
 	"github.com/valetkey/valetkey/internal/api/native"
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
+	emb "github.com/valetkey/valetkey/internal/embedded"
 	"github.com/valetkey/valetkey/internal/execute"
+	"github.com/valetkey/valetkey/internal/jwtauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
 )
@@ -46,6 +49,8 @@ type Deps struct {
 	Apps        *oauthapp.Service
 	Providers   *authprovider.Service
 	Execute     *execute.Engine
+	Embedded    *emb.Service
+	Issuer      *jwtauth.Issuer
 	DB          Pinger
 	Logger      *slog.Logger
 	// Registry receives the HTTP metrics; nil makes a private one.
@@ -68,6 +73,9 @@ func New(d Deps) http.Handler {
 	r.Use(requestLog(d.Logger))
 	r.Use(middleware.StripSlashes)
 	r.Use(authenticate(d.Tenants))
+	if d.Embedded != nil {
+		r.Use(embedded.Middleware(d.Embedded))
+	}
 
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeDetail(w, http.StatusNotFound, "Not Found") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
@@ -85,6 +93,19 @@ func New(d Deps) http.Handler {
 		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
 	})
 	r.Handle("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	if d.Issuer != nil {
+		r.Get("/.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+			keys, err := d.Issuer.JWKS(r.Context())
+			if err != nil {
+				d.Logger.ErrorContext(r.Context(), "jwks", "error", err.Error())
+				writeDetail(w, http.StatusInternalServerError, "Internal server error")
+				return
+			}
+			b, _ := json.Marshal(map[string]any{"keys": keys})
+			w.Header().Set("Cache-Control", "public, max-age=300")
+			writeJSON(w, http.StatusOK, string(b))
+		})
+	}
 	docsHandler := docs.Handler()
 	r.Handle("/docs", docsHandler)
 	r.Handle("/docs/assets/*", docsHandler)
@@ -101,6 +122,9 @@ func New(d Deps) http.Handler {
 	}
 	api := humachi.New(r, cfg)
 	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute}, d.Logger)
+	if d.Embedded != nil {
+		embedded.Register(api, embedded.Services{Embedded: d.Embedded, Connections: d.Connections, Apps: d.Apps, Execute: d.Execute, Issuer: d.Issuer}, d.Logger)
+	}
 	flow := &oauthFlow{conns: d.Connections, log: d.Logger}
 	r.Get(connection.AuthorizePath+"{code}", flow.authorize)
 	r.Get(connection.CallbackPath, flow.callback)
@@ -113,10 +137,7 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 	_, _ = w.Write([]byte(body))
 }
 
-func writeDetail(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"detail": msg})
-	writeJSON(w, status, string(b))
-}
+func writeDetail(w http.ResponseWriter, status int, msg string) { shared.WriteDetail(w, status, msg) }
 
 // public routes need no API key.
 func public(path string) bool {
@@ -124,7 +145,8 @@ func public(path string) bool {
 	case "/healthz", "/readyz", "/metrics", "/openapi.json", "/openapi.yaml", "/openapi-3.0.json", "/openapi-3.0.yaml", "/docs":
 		return true
 	}
-	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, connection.AuthorizePath) || path == connection.CallbackPath
+	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, connection.AuthorizePath) || path == connection.CallbackPath ||
+		path == "/.well-known/jwks.json" || strings.HasPrefix(path, "/api/v1/") // the embedded dialect authenticates its own bearer tokens
 }
 
 // authenticate resolves X-API-Key (or Authorization: Bearer) to the caller's

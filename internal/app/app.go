@@ -20,7 +20,9 @@ import (
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/embedded"
 	"github.com/valetkey/valetkey/internal/execute"
+	"github.com/valetkey/valetkey/internal/jwtauth"
 	"github.com/valetkey/valetkey/internal/oauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/refresh"
@@ -42,6 +44,8 @@ type App struct {
 	Refresh     *refresh.Engine
 	Providers   *authprovider.Service
 	Execute     *execute.Engine
+	Issuer      *jwtauth.Issuer
+	Embedded    *embedded.Service
 
 	publicURL atomic.Value // string
 }
@@ -119,6 +123,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log,
 		Now: cfg.Clock, Providers: a.Providers})
 	a.Execute = execute.New(a.Connections, execute.Options{})
+	a.Issuer = jwtauth.New(st, v, a.PublicURL, cfg.Clock)
+	a.Embedded = embedded.New(st, a.Tenants, a.Issuer, a.PublicURL, cfg.Clock)
 	return a, nil
 }
 
@@ -144,7 +150,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

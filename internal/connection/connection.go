@@ -54,6 +54,8 @@ type Store interface {
 	CreateOAuthSession(ctx context.Context, s store.OAuthSession) error
 	UseSessionCode(ctx context.Context, codeHash []byte, now time.Time) (store.OAuthSession, error)
 	UseSessionState(ctx context.Context, stateHash []byte, now time.Time) (store.OAuthSession, error)
+	CreateOAuthSecret(ctx context.Context, s store.OAuthSecret) error
+	UseOAuthSecret(ctx context.Context, orgID, id string, now time.Time) (store.OAuthSecret, error)
 }
 
 // Apps finds the organization's OAuth app for a source.

@@ -98,6 +98,181 @@ func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catal
 	return View{SourceConnection: conn, AuthURL: s.opt.PublicURL() + AuthorizePath + code, AuthURLExpires: &sess.ExpiresAt, RedirectURL: in.RedirectURL}, nil
 }
 
+// SecretTTL is how long a server-side OAuth secret stays usable.
+const SecretTTL = 15 * time.Minute
+
+// InitiateServerSide starts the embedded API's server-side flow for a
+// workspace: it returns the provider's consent URL; the callback stores the
+// tokens as a single-use secret and sends the browser to redirectURL with
+// secret_id appended. redirectURL must be an absolute http(s) URL and, when
+// the organization keeps an allowlist, on it.
+func (s *Service) InitiateServerSide(ctx context.Context, orgID, workspaceID, shortName, redirectURL string, input map[string]any) (string, error) {
+	src, m, err := s.oauthMethod(shortName)
+	if err != nil {
+		return "", err
+	}
+	u, perr := url.Parse(redirectURL)
+	if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return "", apperr.Invalid(apperr.Field("url_parsing", "redirect_url must be an absolute http(s) URL", "body", "redirect_url"))
+	}
+	allow, err := s.allowlist(ctx, orgID)
+	if err != nil {
+		return "", err
+	}
+	if len(allow) > 0 && !oauthapp.Allowed(allow, redirectURL) {
+		return "", apperr.Invalid(apperr.Field("value_error", "redirect_url is not on the organization's redirect URL allowlist", "body", "redirect_url"))
+	}
+	config, cerrs := checkConfig(src, input, []any{"body", "oauth_input_configuration"}, true)
+	if len(cerrs) > 0 {
+		return "", apperr.Invalid(cerrs...)
+	}
+	reg, err := s.opt.Apps.For(ctx, orgID, src.ShortName)
+	if err != nil {
+		if e, ok := apperr.As(err); ok && e.Kind == apperr.KindBadRequest {
+			return "", apperr.BadRequest("No OAuth credentials configured for connector '%s': set them with PUT /api/v1/oauth/credentials", src.ShortName)
+		}
+		return "", err
+	}
+	now := s.now()
+	state := oauth.RandomToken(32)
+	sess := store.OAuthSession{ID: newID(), OrganizationID: orgID, WorkspaceID: workspaceID, ShortName: src.ShortName,
+		CodeHash: oauth.Hash(oauth.RandomToken(32)), StateHash: oauth.Hash(state), RedirectURL: redirectURL, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
+	secrets := credential.Payload{Fields: map[string]vault.Secret{"state": vault.NewSecret(state)}}
+	if m.PKCE {
+		secrets.Fields["code_verifier"] = vault.NewSecret(oauth.NewVerifier())
+	}
+	if len(config) > 0 {
+		cfgJSON, _ := json.Marshal(config)
+		secrets.Fields["input_config"] = vault.NewSecret(string(cfgJSON)) // for URL placeholders at the callback
+	}
+	if sess.Ciphertext, sess.KeyID, err = s.sealer.SealAD(credential.ADFor(store.TableOAuthSessions, orgID, sess.ID), secrets); err != nil {
+		return "", err
+	}
+	if err := s.st.CreateOAuthSession(ctx, sess); err != nil {
+		return "", err
+	}
+	scopes := reg.Scopes
+	if len(scopes) == 0 {
+		scopes = m.Scopes
+	}
+	return oauth.AuthCodeURL(oauth.EndpointFor(m, config), reg.Client, s.callbackURL(), state, secrets.Fields["code_verifier"].Reveal(), scopes), nil
+}
+
+// serverSideCallback finishes a server-side flow: the tokens become a
+// sealed single-use secret bound to organization, workspace and source.
+func (s *Service) serverSideCallback(ctx context.Context, sess store.OAuthSession, q url.Values) (CallbackResult, error) {
+	res := CallbackResult{}
+	if perr := q.Get("error"); perr != "" {
+		res.Error = "access_denied"
+		if perr != "access_denied" {
+			res.Error = "authorization_failed"
+		}
+		res.RedirectURL = withQuery(sess.RedirectURL, url.Values{"error": {res.Error}})
+		return res, nil
+	}
+	secrets, err := s.sealer.OpenAD(sess.Ciphertext, credential.ADFor(store.TableOAuthSessions, sess.OrganizationID, sess.ID))
+	if err != nil {
+		return res, err
+	}
+	_, m, err := s.oauthMethod(sess.ShortName)
+	if err != nil {
+		return res, err
+	}
+	client, _, err := s.flowClient(ctx, sess, secrets, m)
+	if err != nil {
+		return res, err
+	}
+	var config map[string]any
+	_ = json.Unmarshal([]byte(secrets.Fields["input_config"].Reveal()), &config)
+	sent := s.now()
+	tok, err := oauth.Exchange(ctx, s.opt.HTTPClient, oauth.EndpointFor(m, config), client, q.Get("code"), s.callbackURL(), secrets.Fields["code_verifier"].Reveal())
+	if err != nil {
+		s.opt.Log.WarnContext(ctx, "authorization code exchange failed", "source", sess.ShortName, "error", exchangeError(err))
+		res.Error = "token_exchange_failed"
+		res.RedirectURL = withQuery(sess.RedirectURL, url.Values{"error": {res.Error}})
+		return res, nil
+	}
+	p := credential.Payload{Fields: map[string]vault.Secret{"access_token": tok.AccessToken}, TokenType: tok.TokenType, Scope: tok.Scope}
+	if !tok.RefreshToken.IsZero() {
+		p.Fields["refresh_token"] = tok.RefreshToken
+	}
+	if exp := tok.ExpiresAt(sent); exp != nil {
+		p.Fields["expires_at"] = vault.NewSecret(exp.Format(time.RFC3339Nano))
+	}
+	sec := store.OAuthSecret{ID: "sec_" + oauth.RandomToken(24), OrganizationID: sess.OrganizationID, WorkspaceID: sess.WorkspaceID,
+		ShortName: sess.ShortName, CreatedAt: s.now(), ExpiresAt: s.now().Add(SecretTTL)}
+	if sec.Ciphertext, sec.KeyID, err = s.sealer.SealAD(credential.ADFor(store.TableOAuthSecrets, sec.OrganizationID, sec.ID), p); err != nil {
+		return res, err
+	}
+	if err := s.st.CreateOAuthSecret(ctx, sec); err != nil {
+		return res, err
+	}
+	res.Success = true
+	res.RedirectURL = withQuery(sess.RedirectURL, url.Values{"secret_id": {sec.ID}})
+	return res, nil
+}
+
+// CreateFromSecret turns a server-side OAuth secret into a connection in the
+// workspace. A secret that is unknown, used, expired, or of another
+// workspace or source answers 400 Invalid secret_id.
+func (s *Service) CreateFromSecret(ctx context.Context, orgID, workspaceID, shortName, name, secretID string) (View, error) {
+	src, m, err := s.oauthMethod(shortName)
+	if err != nil {
+		return View{}, err
+	}
+	sec, err := s.st.UseOAuthSecret(ctx, orgID, secretID, s.now())
+	if err != nil || sec.WorkspaceID != workspaceID || sec.ShortName != src.ShortName {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return View{}, err
+		}
+		return View{}, apperr.BadRequest("Invalid secret_id")
+	}
+	p, err := s.sealer.OpenAD(sec.Ciphertext, credential.ADFor(store.TableOAuthSecrets, orgID, sec.ID))
+	if err != nil {
+		return View{}, err
+	}
+	var exp *time.Time
+	if v := p.Fields["expires_at"].Reveal(); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			exp = &t
+		}
+		delete(p.Fields, "expires_at")
+	}
+	if name == "" {
+		name = src.Name + " " + randomSuffix(4)
+	}
+	coll, err := s.workspaceCollection(ctx, orgID, workspaceID)
+	if err != nil {
+		return View{}, err
+	}
+	now := s.now()
+	conn := store.SourceConnection{ID: newID(), OrganizationID: orgID, CollectionID: coll.ID, CollectionRID: coll.ReadableID, Name: name,
+		ShortName: src.ShortName, Status: store.StatusActive, AuthMethod: MethodOAuthBrowser, Config: json.RawMessage("{}"),
+		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now, WorkspaceID: workspaceID}
+	cred, err := s.newCredential(orgID, conn.ID, m, p, exp)
+	if err != nil {
+		return View{}, err
+	}
+	if err := s.st.CreateConnection(ctx, conn, cred); err != nil {
+		return View{}, err
+	}
+	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: exp}, nil
+}
+
+// workspaceCollection is the collection a workspace's connections go to,
+// created on first use with the readable id "ws-<workspace id>".
+func (s *Service) workspaceCollection(ctx context.Context, orgID, workspaceID string) (store.Collection, error) {
+	rid := "ws-" + workspaceID
+	c, err := s.st.GetCollection(ctx, orgID, rid)
+	if errors.Is(err, store.ErrNotFound) {
+		c, err = s.CreateCollection(ctx, orgID, "Workspace "+workspaceID, rid)
+		if e, ok := apperr.As(err); ok && e.Kind == apperr.KindConflict {
+			return s.st.GetCollection(ctx, orgID, rid)
+		}
+	}
+	return c, err
+}
+
 // ErrFlow is a browser-flow failure shown to the user as a page (never a
 // redirect to an unchecked place).
 var ErrFlow = errors.New("oauth flow")
@@ -189,6 +364,9 @@ func (s *Service) Callback(ctx context.Context, q url.Values) (CallbackResult, e
 		return CallbackResult{}, flowError("This authorization response is invalid, was already used, or has expired. Start the connection again.")
 	} else if err != nil {
 		return CallbackResult{}, err
+	}
+	if sess.WorkspaceID != "" && sess.SourceConnectionID == "" {
+		return s.serverSideCallback(ctx, sess, q)
 	}
 	res := CallbackResult{ConnectionID: sess.SourceConnectionID}
 	finish := func(params url.Values) CallbackResult {

@@ -12,13 +12,18 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/valetkey/valetkey/internal/store/sqlstore"
-	"github.com/valetkey/valetkey/internal/testkit"
 	"github.com/valetkey/valetkey/internal/vault"
 )
 
-func newIssuer(t *testing.T, iss string, clock *testkit.Clock) *Issuer {
+// clock is a test clock (testkit imports app, which imports this package).
+type clock struct{ offset time.Duration }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(c.offset) }
+func (c *clock) Advance(d time.Duration) { c.offset += d }
+
+func newIssuer(t *testing.T, iss string, clock *clock) *Issuer {
 	t.Helper()
-	st, err := sqlstore.Open(context.Background(), testkit.SQLiteURL(t))
+	st, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "vk.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +42,7 @@ func scoped() Claims {
 
 func TestSignVerifyAndAttacks(t *testing.T) {
 	ctx := context.Background()
-	clock := &testkit.Clock{}
+	clock := &clock{}
 	iss := newIssuer(t, "https://vk.example.com", clock)
 	tok, exp, err := iss.Sign(ctx, scoped(), 20*time.Minute)
 	if err != nil {
@@ -118,7 +123,7 @@ func TestSignVerifyAndAttacks(t *testing.T) {
 
 func TestRotateKeepsOldTokensVerifying(t *testing.T) {
 	ctx := context.Background()
-	iss := newIssuer(t, "https://vk.example.com", &testkit.Clock{})
+	iss := newIssuer(t, "https://vk.example.com", &clock{})
 	old, _, _ := iss.Sign(ctx, scoped(), time.Minute)
 	kid, err := iss.Rotate(ctx)
 	if err != nil {

@@ -5,6 +5,7 @@ package shared
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,14 @@ import (
 )
 
 type principalKey struct{}
+
+type callerKey struct{}
+
+// WithCaller stores the embedded API's caller in ctx.
+func WithCaller(ctx context.Context, c any) context.Context { return context.WithValue(ctx, callerKey{}, c) }
+
+// CallerFrom returns what WithCaller stored.
+func CallerFrom(ctx context.Context) any { return ctx.Value(callerKey{}) }
 
 type remoteAddrKey struct{}
 
@@ -233,4 +242,12 @@ func Principal(ctx context.Context) (tenant.Principal, error) {
 		return p, apperr.Unauthorized("Missing API key: send X-API-Key or Authorization: Bearer")
 	}
 	return p, nil
+}
+
+// WriteDetail writes {"detail": msg} outside huma (middleware).
+func WriteDetail(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"detail": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
