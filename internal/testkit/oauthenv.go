@@ -30,7 +30,7 @@ func NewOAuthEnv(t testing.TB, dbURL string, mutate ...func(*config.Config)) *OA
 	t.Helper()
 	as := oauthserver.New(t, oauthserver.Options{ClientAuth: "header", Scopes: []string{"read", "write"}})
 	dir := WriteCatalogDir(t, OAuthSource{ShortName: "testoauth", AuthorizeURL: as.AuthorizeURL(), TokenURL: as.TokenURL(),
-		RevokeURL: as.RevokeURL(), PKCE: true, Scopes: []string{"read"}})
+		RevokeURL: as.RevokeURL(), PKCE: true, Scopes: []string{"read"}, APIBaseURL: as.URL})
 	clock := &Clock{}
 	s := NewServer(t, dbURL, append([]func(*config.Config){func(c *config.Config) {
 		c.CatalogDir = dir

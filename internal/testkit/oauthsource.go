@@ -16,6 +16,9 @@ type OAuthSource struct {
 	PKCE                              bool
 	Scopes                            []string
 	RefreshMargin                     string // default 5m
+	// APIBaseURL, when set, adds an api block with one entity "me" whose
+	// get action calls GET {APIBaseURL}/api/me (the test server's resource).
+	APIBaseURL string
 }
 
 // WriteCatalogDir writes the sources as YAML files into a fresh directory
@@ -48,6 +51,9 @@ auth:
     client_auth: %s
     refresh_margin: %s
 `, s.ShortName, s.ShortName, s.AuthorizeURL, s.TokenURL, s.RevokeURL, scopesYAML(s.Scopes), s.PKCE, s.OAuthType, s.ClientAuth, s.RefreshMargin)
+		if s.APIBaseURL != "" {
+			yaml += fmt.Sprintf("api:\n  base_url: %q\n  auth_injection: bearer\n  entities:\n    me:\n      actions:\n        get:\n          method: GET\n          path: /api/me\n          records: $\n", s.APIBaseURL)
+		}
 		if err := os.WriteFile(filepath.Join(dir, s.ShortName+".yaml"), []byte(yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -189,7 +189,9 @@ func (h *handlers) source(connectorType string) (*catalog.Source, error) {
 
 var definitionNamespace = uuid.MustParse("6f1c2a52-5a3e-4c1e-9a55-6b2f0d1e7a10")
 
-func definitionID(short string) string { return uuid.NewSHA1(definitionNamespace, []byte(short)).String() }
+func definitionID(short string) string {
+	return uuid.NewSHA1(definitionNamespace, []byte(short)).String()
+}
 
 // workspaceFor resolves the workspace a request acts in: a scoped token's
 // own (its external user must match when one is named), or for an operator

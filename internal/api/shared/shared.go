@@ -25,7 +25,9 @@ type principalKey struct{}
 type callerKey struct{}
 
 // WithCaller stores the embedded API's caller in ctx.
-func WithCaller(ctx context.Context, c any) context.Context { return context.WithValue(ctx, callerKey{}, c) }
+func WithCaller(ctx context.Context, c any) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
 
 // CallerFrom returns what WithCaller stored.
 func CallerFrom(ctx context.Context) any { return ctx.Value(callerKey{}) }
