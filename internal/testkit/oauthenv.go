@@ -44,8 +44,7 @@ func NewOAuthEnv(t testing.TB, dbURL string, mutate ...func(*config.Config)) *OA
 	if r.Status != 200 || strings.Contains(string(r.Body), "valetkey-secret") {
 		t.Fatalf("register app: %d %s", r.Status, r.Body)
 	}
-	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &OAuthEnv{AS: as, S: s, Clock: clock, Browser: browser}
+	return &OAuthEnv{AS: as, S: s, Clock: clock, Browser: NoRedirectClient()}
 }
 
 // Get fetches a URL without following redirects.
@@ -96,4 +95,10 @@ func (e *OAuthEnv) Token(t testing.TB, id string) map[string]any {
 		t.Fatalf("token: %d %s", r.Status, r.Body)
 	}
 	return r.Map(t)
+}
+
+// NoRedirectClient is an HTTP client that stops at every redirect, as a
+// test that checks each hop of a browser flow needs.
+func NoRedirectClient() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
