@@ -156,6 +156,11 @@ func BenchmarkStoreRowBaseline(b *testing.B) {
 
 // httpLoad sends GETs to url from parallel keep-alive clients.
 func httpLoad(url string, header http.Header) func(b *testing.B) {
+	return httpLoadBody("GET", url, header, "")
+}
+
+// httpLoadBody sends method with body to url from parallel keep-alive clients.
+func httpLoadBody(method, url string, header http.Header, body string) func(b *testing.B) {
 	return func(b *testing.B) {
 		tr := &http.Transport{MaxIdleConnsPerHost: 64}
 		defer tr.CloseIdleConnections()
@@ -163,7 +168,11 @@ func httpLoad(url string, header http.Header) func(b *testing.B) {
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				req, _ := http.NewRequest("GET", url, nil)
+				var rd io.Reader
+				if body != "" {
+					rd = strings.NewReader(body)
+				}
+				req, _ := http.NewRequest(method, url, rd)
 				req.Header = header.Clone()
 				resp, err := client.Do(req)
 				if err != nil {
@@ -229,6 +238,8 @@ func TestWriteBenchmarkReport(t *testing.T) {
 	f := newFixture(t, testkit.SQLiteURL(t))
 	pairs = append(pairs, pair{name: "GET /source-connections/{id}/token (sqlite, 4×GOMAXPROCS clients)", baselineName: "bare Go handler returning a constant",
 		run: httpLoad(f.srv.URL+"/source-connections/"+f.connID+"/token", http.Header{"X-Api-Key": {f.srv.Key}}), baseline: httpLoad(bareServer(t).URL, http.Header{}), throughput: true})
+
+	pairs = append(pairs, executePair(t))
 
 	var rows []string
 	for _, p := range pairs {
