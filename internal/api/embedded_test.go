@@ -238,3 +238,74 @@ func TestEmbeddedTokensAndScoping(t *testing.T) {
 		t.Fatalf("workspaces = %v", list)
 	}
 }
+
+// TestEmbeddedTemplatesAndSources follows seed 004: a template with
+// defaults, a widget token decoded for its scoped JWT, and a source created
+// with it in the user's workspace.
+func TestEmbeddedTemplatesAndSources(t *testing.T) {
+	s := testkit.NewServer(t, testkit.SQLiteURL(t))
+	op := operatorToken(t, s)
+	o, _ := s.App.Tenants.Organization(t.Context(), "default")
+
+	r := bearer(t, s, op, "POST", "/api/v1/integrations/templates/sources", map[string]any{"name": "Zendesk for customers", "connector_type": "Zendesk",
+		"partial_default_config": map[string]any{"subdomain": "acme"}})
+	wantStatus(t, r, 200)
+	tmpl := r.Map(t)["id"].(string)
+	bare := bearer(t, s, op, "POST", "/api/v1/integrations/templates/sources", map[string]any{"name": "Bare Zendesk", "connector_type": "zendesk"}).Map(t)["id"].(string)
+	wantLocs(t, bearer(t, s, op, "POST", "/api/v1/integrations/templates/sources", map[string]any{"name": "Bad", "connector_type": "zendesk",
+		"partial_default_config": map[string]any{"colour": "red"}}), "body.partial_default_config.colour")
+
+	// The widget token, decoded as the seed's custom implementation does.
+	r = bearer(t, s, op, "POST", "/api/v1/embedded/widget_token", map[string]any{"externalUserId": "cust-1", "organizationId": o.ID, "allowedOrigin": "https://app.example.com"})
+	raw, _ := base64.StdEncoding.DecodeString(r.Map(t)["token"].(string))
+	var inner map[string]string
+	_ = json.Unmarshal(raw, &inner)
+	scoped := inner["token"]
+	wsURL, _ := url.Parse(inner["widgetUrl"])
+	ws := wsURL.Query().Get("workspaceId")
+
+	create := func(tok, workspace, template string, cfg map[string]any) testkit.Response {
+		return bearer(t, s, tok, "POST", "/api/v1/integrations/sources", map[string]any{"workspace_id": workspace,
+			"source_config_template_id": template, "connection_configuration": cfg})
+	}
+	wantLocs(t, create(scoped, ws, bare, map[string]any{}), "body.connection_configuration.subdomain", "body.connection_configuration.access_token")
+	wantLocs(t, create(scoped, ws, tmpl, map[string]any{}), "body.connection_configuration.access_token")
+	wantDetail(t, create(scoped, "01900000-0000-7000-8000-000000000000", tmpl, map[string]any{"access_token": "x"}), 404, "Workspace not found")
+	wantDetail(t, create(scoped, ws, "01900000-0000-7000-8000-000000000000", map[string]any{"access_token": "x"}), 404,
+		"Source template '01900000-0000-7000-8000-000000000000' not found")
+	r = create(scoped, ws, tmpl, map[string]any{"access_token": "zd-token"})
+	wantStatus(t, r, 200)
+	src := r.Map(t)
+	id := src["id"].(string)
+	if src["workspace_id"] != ws || src["source_template"].(map[string]any)["connector_type"] != "zendesk" {
+		t.Fatalf("source = %v", src)
+	}
+	// The same connection in the native API, with the template's default merged.
+	g := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+	if g["config"].(map[string]any)["subdomain"] != "acme" || g["short_name"] != "zendesk" {
+		t.Fatalf("native view = %v", g)
+	}
+	var list map[string][]map[string]any
+	bearer(t, s, scoped, "GET", "/api/v1/integrations/sources", nil).JSON(t, &list)
+	if len(list["data"]) != 1 {
+		t.Fatalf("list = %v", list)
+	}
+	bearer(t, s, op, "GET", "/api/v1/integrations/sources?workspace_id="+ws, nil).JSON(t, &list)
+	if len(list["data"]) != 1 {
+		t.Fatalf("operator list = %v", list)
+	}
+	// Another user's token sees none of it.
+	r = bearer(t, s, op, "POST", "/api/v1/embedded/widget_token", map[string]any{"externalUserId": "cust-2", "allowedOrigin": "https://app.example.com"})
+	raw, _ = base64.StdEncoding.DecodeString(r.Map(t)["token"].(string))
+	_ = json.Unmarshal(raw, &inner)
+	other := inner["token"]
+	wantStatus(t, bearer(t, s, other, "GET", "/api/v1/integrations/sources/"+id, nil), 404)
+	wantStatus(t, bearer(t, s, other, "DELETE", "/api/v1/integrations/sources/"+id, nil), 404)
+	wantDetail(t, bearer(t, s, other, "GET", "/api/v1/integrations/sources?workspace_id="+ws, nil), 404, "Workspace not found")
+	wantDetail(t, bearer(t, s, scoped, "POST", "/api/v1/integrations/templates/sources", map[string]any{"name": "x", "connector_type": "zendesk"}), 403,
+		"This route needs an operator token")
+	wantStatus(t, bearer(t, s, scoped, "GET", "/api/v1/integrations/sources/"+id, nil), 200)
+	wantStatus(t, bearer(t, s, scoped, "DELETE", "/api/v1/integrations/sources/"+id, nil), 204)
+	wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+id, nil), 404)
+	wantStatus(t, bearer(t, s, op, "DELETE", "/api/v1/integrations/templates/sources/"+bare, nil), 204)
+}

@@ -56,6 +56,10 @@ type Store interface {
 	UseSessionState(ctx context.Context, stateHash []byte, now time.Time) (store.OAuthSession, error)
 	CreateOAuthSecret(ctx context.Context, s store.OAuthSecret) error
 	UseOAuthSecret(ctx context.Context, orgID, id string, now time.Time) (store.OAuthSecret, error)
+	CreateSourceTemplate(ctx context.Context, t store.SourceTemplate) error
+	GetSourceTemplate(ctx context.Context, orgID, id string) (store.SourceTemplate, error)
+	ListSourceTemplates(ctx context.Context, orgID string) ([]store.SourceTemplate, error)
+	DeleteSourceTemplate(ctx context.Context, orgID, id string) error
 }
 
 // Apps finds the organization's OAuth app for a source.
@@ -159,6 +163,9 @@ type CreateInput struct {
 	AuthProvider          string
 	AuthProviderConfig    map[string]any
 	AuthProviderConfigLoc []any
+	// WorkspaceID puts the connection in an end user's workspace (embedded
+	// API); with no Collection it goes to the workspace's collection.
+	WorkspaceID string
 }
 
 // View is a connection with what a response shows about its credential.
@@ -221,7 +228,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 		ID: newID(), OrganizationID: orgID, CollectionID: coll.ID, CollectionRID: coll.ReadableID,
 		Name: in.Name, Description: in.Description, ShortName: src.ShortName,
 		Status: store.StatusActive, AuthMethod: methodName(method, in.Credentials), Config: cfg, Schedule: in.Schedule,
-		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now,
+		AuthenticatedAt: &now, CreatedAt: now, ModifiedAt: now, WorkspaceID: in.WorkspaceID,
 	}
 	cred, err := s.newCredential(orgID, conn.ID, method, credential.Payload{Fields: fields}, in.Credentials.ExpiresAt) // non-nil: checked above
 	if err != nil {
@@ -279,6 +286,9 @@ func checkDescription(d string) []apperr.FieldError {
 }
 
 func (s *Service) collectionFor(ctx context.Context, orgID string, in CreateInput) (store.Collection, error) {
+	if in.Collection == "" && in.WorkspaceID != "" {
+		return s.workspaceCollection(ctx, orgID, in.WorkspaceID)
+	}
 	if in.Collection != "" {
 		c, err := s.st.GetCollection(ctx, orgID, in.Collection)
 		if errors.Is(err, store.ErrNotFound) {
@@ -322,7 +332,12 @@ func notFoundConn(err error, id string) error {
 
 // List returns connections, optionally of one collection (readable id).
 func (s *Service) List(ctx context.Context, orgID, collection string, skip, limit int) ([]View, error) {
-	f := store.ConnectionFilter{Skip: skip, Limit: limit}
+	return s.ListIn(ctx, orgID, collection, "", skip, limit)
+}
+
+// ListIn is List, optionally limited to a workspace.
+func (s *Service) ListIn(ctx context.Context, orgID, collection, workspaceID string, skip, limit int) ([]View, error) {
+	f := store.ConnectionFilter{Skip: skip, Limit: limit, WorkspaceID: workspaceID}
 	if collection != "" {
 		c, err := s.st.GetCollection(ctx, orgID, collection)
 		if errors.Is(err, store.ErrNotFound) {

@@ -113,6 +113,17 @@ type SigningKey struct {
 	RetiredAt  *time.Time
 }
 
+// SourceTemplate is an organization's preset for a connector: defaults
+// merged under what end users give.
+type SourceTemplate struct {
+	ID                   string
+	OrganizationID       string
+	Name                 string
+	ShortName            string
+	PartialDefaultConfig json.RawMessage
+	CreatedAt, UpdatedAt time.Time
+}
+
 // OAuthSecret is a server-side OAuth result (tokens, sealed) waiting to be
 // turned into a connection: single use, bound to workspace and source.
 type OAuthSecret struct {
@@ -343,6 +354,11 @@ type Store interface {
 	CreateSigningKey(ctx context.Context, k SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	RetireSigningKey(ctx context.Context, id string, at time.Time) error
+
+	CreateSourceTemplate(ctx context.Context, t SourceTemplate) error
+	GetSourceTemplate(ctx context.Context, orgID, id string) (SourceTemplate, error)
+	ListSourceTemplates(ctx context.Context, orgID string) ([]SourceTemplate, error)
+	DeleteSourceTemplate(ctx context.Context, orgID, id string) error
 
 	CreateOAuthSecret(ctx context.Context, s OAuthSecret) error
 	// UseOAuthSecret marks a secret used and returns it, if it is the

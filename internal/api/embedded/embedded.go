@@ -120,6 +120,7 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	h.tokens(api)
 	h.oauth(api)
 	h.connectors(api)
+	h.sources(api)
 }
 
 func (h *handlers) tokens(api huma.API) {

@@ -1,0 +1,14 @@
+-- +goose Up
+CREATE TABLE source_templates (
+    id                     TEXT PRIMARY KEY,
+    organization_id        TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+    name                   TEXT NOT NULL,
+    short_name             TEXT NOT NULL,
+    partial_default_config TEXT NOT NULL DEFAULT '{}',
+    created_at             TIMESTAMP NOT NULL,
+    updated_at             TIMESTAMP NOT NULL
+);
+CREATE INDEX source_templates_org ON source_templates (organization_id, created_at);
+
+-- +goose Down
+DROP TABLE source_templates;
