@@ -70,7 +70,10 @@ func TestEmbeddedServerSideOAuthFlow(t *testing.T) {
 		t.Fatalf("spec = %v", spec)
 	}
 
-	// Part 2: initiate.
+	// Part 2: initiate (no OAuth app for a connector → a 400 saying to configure it).
+	wantDetail(t, bearer(t, s, op, "POST", "/api/v1/integrations/connectors/oauth/initiate", map[string]any{"external_user_id": "user_12345",
+		"connector_type": "hubspot", "redirect_url": "https://yourapp.com/cb"}), 400,
+		"No OAuth credentials configured for connector 'hubspot': set them with PUT /api/v1/oauth/credentials")
 	redirect := "https://yourapp.com/oauth/callback?user_id=1&connector_type=hubspot"
 	r = bearer(t, s, op, "POST", "/api/v1/integrations/connectors/oauth/initiate", map[string]any{"external_user_id": "user_12345",
 		"connector_type": "testoauth", "redirect_url": redirect})
@@ -95,6 +98,10 @@ func TestEmbeddedServerSideOAuthFlow(t *testing.T) {
 	}
 	wantDetail(t, create("nobody", "testoauth", secretID), 404, "Workspace not found")
 	wantDetail(t, create("user_12345", "testoauth", "sec_unknown"), 400, "Invalid secret_id")
+	wantDetail(t, create("user_12345", "asana", secretID), 400, "Invalid secret_id") // another connector
+	operatorOther := bearer(t, s, op, "POST", "/api/v1/embedded/widget_token", map[string]any{"externalUserId": "someone-else", "allowedOrigin": "https://a"})
+	wantStatus(t, operatorOther, 200) // creates that user's workspace
+	wantDetail(t, create("someone-else", "testoauth", secretID), 400, "Invalid secret_id") // another workspace
 	r = create("user_12345", "testoauth", secretID)
 	wantStatus(t, r, 201)
 	c := r.Map(t)

@@ -55,7 +55,7 @@ type Store interface {
 	UseSessionCode(ctx context.Context, codeHash []byte, now time.Time) (store.OAuthSession, error)
 	UseSessionState(ctx context.Context, stateHash []byte, now time.Time) (store.OAuthSession, error)
 	CreateOAuthSecret(ctx context.Context, s store.OAuthSecret) error
-	UseOAuthSecret(ctx context.Context, orgID, id string, now time.Time) (store.OAuthSecret, error)
+	UseOAuthSecret(ctx context.Context, orgID, workspaceID, shortName, id string, now time.Time) (store.OAuthSecret, error)
 	CreateSourceTemplate(ctx context.Context, t store.SourceTemplate) error
 	GetSourceTemplate(ctx context.Context, orgID, id string) (store.SourceTemplate, error)
 	ListSourceTemplates(ctx context.Context, orgID string) ([]store.SourceTemplate, error)

@@ -220,12 +220,11 @@ func (s *Service) CreateFromSecret(ctx context.Context, orgID, workspaceID, shor
 	if err != nil {
 		return View{}, err
 	}
-	sec, err := s.st.UseOAuthSecret(ctx, orgID, secretID, s.now())
-	if err != nil || sec.WorkspaceID != workspaceID || sec.ShortName != src.ShortName {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return View{}, err
-		}
+	sec, err := s.st.UseOAuthSecret(ctx, orgID, workspaceID, src.ShortName, secretID, s.now())
+	if errors.Is(err, store.ErrNotFound) {
 		return View{}, apperr.BadRequest("Invalid secret_id")
+	} else if err != nil {
+		return View{}, err
 	}
 	p, err := s.sealer.OpenAD(sec.Ciphertext, credential.ADFor(store.TableOAuthSecrets, orgID, sec.ID))
 	if err != nil {

@@ -362,8 +362,9 @@ type Store interface {
 
 	CreateOAuthSecret(ctx context.Context, s OAuthSecret) error
 	// UseOAuthSecret marks a secret used and returns it, if it is the
-	// organization's, unused and unexpired; else ErrNotFound.
-	UseOAuthSecret(ctx context.Context, orgID, id string, now time.Time) (OAuthSecret, error)
+	// organization's, of that workspace and source, unused and unexpired;
+	// else ErrNotFound (and the secret stays usable).
+	UseOAuthSecret(ctx context.Context, orgID, workspaceID, shortName, id string, now time.Time) (OAuthSecret, error)
 
 	CreateOAuthSession(ctx context.Context, s OAuthSession) error
 	// UseSessionCode marks the auth-URL code used and returns its session,

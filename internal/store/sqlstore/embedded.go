@@ -114,11 +114,12 @@ func (s *Store) CreateOAuthSecret(ctx context.Context, o store.OAuthSecret) erro
 }
 
 // UseOAuthSecret consumes a secret once.
-func (s *Store) UseOAuthSecret(ctx context.Context, orgID, id string, now time.Time) (store.OAuthSecret, error) {
+func (s *Store) UseOAuthSecret(ctx context.Context, orgID, workspaceID, shortName, id string, now time.Time) (store.OAuthSecret, error) {
 	var out store.OAuthSecret
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, `UPDATE oauth_secrets SET used_at = ? WHERE organization_id = ? AND id = ? AND used_at IS NULL AND expires_at > ?`,
-			utc(now), orgID, id, utc(now))
+		res, err := s.exec(ctx, tx, `UPDATE oauth_secrets SET used_at = ?
+			WHERE organization_id = ? AND workspace_id = ? AND short_name = ? AND id = ? AND used_at IS NULL AND expires_at > ?`,
+			utc(now), orgID, workspaceID, shortName, id, utc(now))
 		if err != nil {
 			return s.wrap(err, "use oauth secret")
 		}

@@ -631,14 +631,18 @@ func testEmbedded(t *testing.T, s store.Store) {
 	if err := s.CreateOAuthSecret(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.UseOAuthSecret(ctx, other.ID, sec.ID, now())
+	_, err := s.UseOAuthSecret(ctx, other.ID, first, "hubspot", sec.ID, now())
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.UseOAuthSecret(ctx, o.ID, sec.ID, now().Add(16*time.Minute))
+	_, err = s.UseOAuthSecret(ctx, o.ID, first, "hubspot", sec.ID, now().Add(16*time.Minute))
 	wantErr(t, err, store.ErrNotFound)
-	if got, err := s.UseOAuthSecret(ctx, o.ID, sec.ID, now()); err != nil || got.WorkspaceID != first || got.UsedAt == nil {
-		t.Fatalf("use = %+v, %v", got, err)
+	_, err = s.UseOAuthSecret(ctx, o.ID, first, "github", sec.ID, now())
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UseOAuthSecret(ctx, o.ID, w2.ID, "hubspot", sec.ID, now())
+	wantErr(t, err, store.ErrNotFound)
+	if got, err := s.UseOAuthSecret(ctx, o.ID, first, "hubspot", sec.ID, now()); err != nil || got.WorkspaceID != first || got.UsedAt == nil {
+		t.Fatalf("use (after refused misuses) = %+v, %v", got, err)
 	}
-	_, err = s.UseOAuthSecret(ctx, o.ID, sec.ID, now())
+	_, err = s.UseOAuthSecret(ctx, o.ID, first, "hubspot", sec.ID, now())
 	wantErr(t, err, store.ErrNotFound)
 	k := store.SigningKey{ID: "kid-1", Ciphertext: []byte("sealed"), KeyID: 1, PublicKey: []byte("pub"), CreatedAt: now()}
 	if err := s.CreateSigningKey(ctx, k); err != nil {
