@@ -100,7 +100,7 @@ func TestEmbeddedServerSideOAuthFlow(t *testing.T) {
 	wantDetail(t, create("user_12345", "testoauth", "sec_unknown"), 400, "Invalid secret_id")
 	wantDetail(t, create("user_12345", "asana", secretID), 400, "Invalid secret_id") // another connector
 	operatorOther := bearer(t, s, op, "POST", "/api/v1/embedded/widget_token", map[string]any{"externalUserId": "someone-else", "allowedOrigin": "https://a"})
-	wantStatus(t, operatorOther, 200) // creates that user's workspace
+	wantStatus(t, operatorOther, 200)                                                      // creates that user's workspace
 	wantDetail(t, create("someone-else", "testoauth", secretID), 400, "Invalid secret_id") // another workspace
 	r = create("user_12345", "testoauth", secretID)
 	wantStatus(t, r, 201)
