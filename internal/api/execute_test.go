@@ -15,6 +15,7 @@ import (
 	"github.com/valetkey/valetkey/internal/testkit/github"
 	"github.com/valetkey/valetkey/internal/testkit/hubspot"
 	"github.com/valetkey/valetkey/internal/testkit/oauthserver"
+	"github.com/valetkey/valetkey/internal/testkit/pipedream"
 )
 
 // execEnv runs the built-in HubSpot and GitHub definitions (their real
@@ -26,6 +27,7 @@ type execEnv struct {
 	hs      *hubspot.Emulator
 	gh      *github.Emulator
 	browser *testkit.OAuthEnv
+	pd      *pipedream.Emulator
 
 	mu       sync.Mutex
 	rejected map[string]bool
@@ -83,8 +85,10 @@ func newExecEnv(t *testing.T) *execEnv {
 	dir := t.TempDir()
 	builtinWithEndpoints(t, dir, "hubspot", e.as.AuthorizeURL(), e.as.TokenURL(), e.hs.URL)
 	builtinWithEndpoints(t, dir, "github", e.as.AuthorizeURL(), e.as.TokenURL(), e.gh.URL)
+	e.pd = pipedream.New(t, "pd-client", "pd-secret")
 	e.s = testkit.NewServer(t, testkit.SQLiteURL(t), func(c *config.Config) {
 		c.CatalogDir = dir
+		c.PipedreamBaseURL = e.pd.URL
 		c.Refresh = refresh.Options{Backoff: 5 * time.Millisecond}
 	})
 	e.as.SetRedirectURIs(e.s.URL + "/oauth/callback")
@@ -227,5 +231,35 @@ func TestExecuteGitHub(t *testing.T) {
 	wantStatus(t, e.exec(t, id, "repositories", "get", map[string]any{"owner": "octocat", "repo": "nope"}), 502)
 	if e.gh.IssueCount("octocat", "repo-1") != 8 { // 7 seeded + 1 created (pull requests not counted)
 		t.Fatalf("issue count = %d", e.gh.IssueCount("octocat", "repo-1"))
+	}
+}
+
+// TestExecuteProviderBacked: execute works the same for a connection whose
+// credential Pipedream holds.
+func TestExecuteProviderBacked(t *testing.T) {
+	e := newExecEnv(t)
+	e.hs.Seed("deals", 3)
+	e.mu.Lock()
+	e.extra["pd-held-hubspot-token"] = true
+	e.mu.Unlock()
+	e.pd.AddAccount("proj_abc", pipedream.Account{ID: "apn_hub", AppSlug: "hubspot", Healthy: true,
+		Credentials: map[string]any{"oauth_access_token": "pd-held-hubspot-token", "oauth_refresh_token": "pd-rt"}})
+	r := e.s.Do(t, e.s.Key, "POST", "/auth-providers", map[string]any{"name": "PD", "readable_id": "pd", "short_name": "pipedream",
+		"auth_fields": map[string]any{"client_id": "pd-client", "client_secret": "pd-secret"}})
+	wantStatus(t, r, 200)
+	r = e.s.Do(t, e.s.Key, "POST", "/source-connections", map[string]any{"name": "PD HubSpot", "short_name": "hubspot", "auth_provider": "pd",
+		"auth_provider_config": map[string]any{"project_id": "proj_abc", "account_id": "apn_hub"}})
+	wantStatus(t, r, 200)
+	res := e.exec(t, r.Map(t)["id"].(string), "deals", "list", nil)
+	wantStatus(t, res, 200)
+	if n := len(res.Map(t)["result"].([]any)); n != 3 {
+		t.Fatalf("deals = %d", n)
+	}
+	found := false
+	for _, tok := range e.hs.SeenTokens() {
+		found = found || tok == "pd-held-hubspot-token"
+	}
+	if !found {
+		t.Fatal("the Pipedream-held token did not reach HubSpot")
 	}
 }
