@@ -244,10 +244,10 @@ func TestExecuteProviderBacked(t *testing.T) {
 	e.mu.Unlock()
 	e.pd.AddAccount("proj_abc", pipedream.Account{ID: "apn_hub", AppSlug: "hubspot", Healthy: true,
 		Credentials: map[string]any{"oauth_access_token": "pd-held-hubspot-token", "oauth_refresh_token": "pd-rt"}})
-	r := e.s.Do(t, e.s.Key, "POST", "/auth-providers", map[string]any{"name": "PD", "readable_id": "pd", "short_name": "pipedream",
+	r := e.s.Do(t, e.s.Key, "POST", "/auth-providers", map[string]any{"name": "PD", "readable_id": "pd-main", "short_name": "pipedream",
 		"auth_fields": map[string]any{"client_id": "pd-client", "client_secret": "pd-secret"}})
 	wantStatus(t, r, 200)
-	r = e.s.Do(t, e.s.Key, "POST", "/source-connections", map[string]any{"name": "PD HubSpot", "short_name": "hubspot", "auth_provider": "pd",
+	r = e.s.Do(t, e.s.Key, "POST", "/source-connections", map[string]any{"name": "PD HubSpot", "short_name": "hubspot", "auth_provider": "pd-main",
 		"auth_provider_config": map[string]any{"project_id": "proj_abc", "account_id": "apn_hub"}})
 	wantStatus(t, r, 200)
 	res := e.exec(t, r.Map(t)["id"].(string), "deals", "list", nil)
