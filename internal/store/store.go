@@ -124,6 +124,71 @@ type SourceTemplate struct {
 	CreatedAt, UpdatedAt time.Time
 }
 
+// Sync job statuses.
+const (
+	JobCreated    = "created"
+	JobPending    = "pending"
+	JobRunning    = "running"
+	JobCompleted  = "completed"
+	JobFailed     = "failed"
+	JobCancelling = "cancelling"
+	JobCancelled  = "cancelled"
+)
+
+// SyncJob is one run of a connection's sync. Ciphertext holds a one-off
+// token override, sealed, and is erased when the job ends.
+type SyncJob struct {
+	ID                                       string
+	OrganizationID                           string
+	SourceConnectionID                       string
+	Status                                   string
+	ForceFullSync                            bool
+	Ciphertext                               []byte
+	KeyID                                    uint32
+	Inserted, Updated, Deleted, Kept, Failed int
+	Error, ErrorCategory                     string
+	CreatedAt                                time.Time
+	StartedAt                                *time.Time
+	CompletedAt                              *time.Time
+}
+
+// Active reports whether the job has not ended.
+func (j SyncJob) Active() bool {
+	switch j.Status {
+	case JobCreated, JobPending, JobRunning, JobCancelling:
+		return true
+	}
+	return false
+}
+
+// Record is one upstream object synced into a collection.
+type Record struct {
+	ID                 string
+	OrganizationID     string
+	CollectionID       string
+	SourceConnectionID string
+	Source             string
+	EntityType         string
+	UpstreamID         string
+	Title              string
+	Body               string
+	ContentHash        string
+	UpdatedAt          time.Time
+}
+
+// SearchHit is a record found by full-text search.
+type SearchHit struct {
+	Record
+	Snippet string
+	Score   float64
+}
+
+// JobStats summarises a connection's jobs.
+type JobStats struct {
+	Total, Successful, Failed int
+	Last                      *SyncJob
+}
+
 // OAuthSecret is a server-side OAuth result (tokens, sealed) waiting to be
 // turned into a connection: single use, bound to workspace and source.
 type OAuthSecret struct {
@@ -226,10 +291,11 @@ const (
 	TableAuthProviders = "auth_providers"
 	TableSigningKeys   = "signing_keys"
 	TableOAuthSecrets  = "oauth_secrets"
+	TableSyncJobs      = "sync_jobs"
 )
 
 // SealedTables lists every table with ciphertexts.
-var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders, TableSigningKeys, TableOAuthSecrets}
+var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders, TableSigningKeys, TableOAuthSecrets, TableSyncJobs}
 
 // RefreshCandidate is a credential the sweeper should refresh soon.
 type RefreshCandidate struct {
@@ -359,6 +425,24 @@ type Store interface {
 	GetSourceTemplate(ctx context.Context, orgID, id string) (SourceTemplate, error)
 	ListSourceTemplates(ctx context.Context, orgID string) ([]SourceTemplate, error)
 	DeleteSourceTemplate(ctx context.Context, orgID, id string) error
+
+	// CreateSyncJob stores a new job unless the connection has an active
+	// one (ErrConflict).
+	CreateSyncJob(ctx context.Context, j SyncJob) error
+	GetSyncJob(ctx context.Context, orgID, id string) (SyncJob, error)
+	ListSyncJobs(ctx context.Context, orgID, connectionID string, limit int) ([]SyncJob, error)
+	// UpdateSyncJob is a read-modify-write of one job in a transaction.
+	UpdateSyncJob(ctx context.Context, orgID, id string, update func(j *SyncJob) error) (SyncJob, error)
+	SyncJobStats(ctx context.Context, orgID, connectionID string) (JobStats, error)
+
+	// UpsertRecords stores a page of records seen by job, keyed by
+	// (connection, entity type, upstream id), and counts what changed.
+	UpsertRecords(ctx context.Context, recs []Record, jobID string) (inserted, updated, kept int, err error)
+	// DeleteUnseenRecords removes a connection's records of an entity type
+	// that job did not see (after a full sync).
+	DeleteUnseenRecords(ctx context.Context, connectionID, entityType, jobID string) (int, error)
+	CountRecords(ctx context.Context, orgID, collectionID string) (int, error)
+	SearchRecords(ctx context.Context, orgID, collectionID, query string, limit int) ([]SearchHit, error)
 
 	CreateOAuthSecret(ctx context.Context, s OAuthSecret) error
 	// UseOAuthSecret marks a secret used and returns it, if it is the

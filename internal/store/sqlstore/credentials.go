@@ -124,7 +124,7 @@ func (s *Store) ListSealed(ctx context.Context, table, afterID string, limit int
 	if err := sealedTable(table); err != nil {
 		return nil, err
 	}
-	rows, err := s.query(ctx, s.db, `SELECT id, organization_id, ciphertext FROM `+table+` WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	rows, err := s.query(ctx, s.db, `SELECT id, organization_id, ciphertext FROM `+table+` WHERE id > ? AND ciphertext IS NOT NULL ORDER BY id LIMIT ?`, afterID, limit)
 	return collect(s, rows, err, "list "+table, func(sc scanner) (store.SealedRow, error) {
 		r := store.SealedRow{Table: table}
 		return r, sc.Scan(&r.ID, &r.OrganizationID, &r.Ciphertext)

@@ -63,6 +63,15 @@ var postgresFlavor = flavor{
 	},
 }
 
+// lockSuffix locks the rows a read-modify-write selects (Postgres; SQLite
+// transactions already hold the write lock).
+func (f flavor) lockSuffix() string {
+	if f.name == "postgres" {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // dollarPlaceholders turns ? into $1, $2, ... (no query here has a literal ?).
 func dollarPlaceholders(q string) string {
 	var b strings.Builder

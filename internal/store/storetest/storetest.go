@@ -39,6 +39,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OAuthSessionsAreSingleUse", testOAuthSessions},
 		{"AuthProviders", testAuthProviders},
 		{"EmbeddedObjects", testEmbedded},
+		{"SyncJobsAndRecords", testSync},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -654,5 +655,82 @@ func testEmbedded(t *testing.T, s store.Store) {
 	keys, _ := s.ListSigningKeys(ctx)
 	if len(keys) != 1 || keys[0].RetiredAt == nil {
 		t.Fatalf("keys = %+v", keys)
+	}
+}
+
+func testSync(t *testing.T, s store.Store) {
+	o := mustOrg(t, s, "acme")
+	c := mustCollection(t, s, o.ID, "one")
+	conn := newConnection(o.ID, c.ID)
+	if err := s.CreateConnection(ctx, conn, nil); err != nil {
+		t.Fatal(err)
+	}
+	job := store.SyncJob{ID: newID(), OrganizationID: o.ID, SourceConnectionID: conn.ID, Status: store.JobPending, Ciphertext: []byte("sealed"), KeyID: 2, CreatedAt: now()}
+	if err := s.CreateSyncJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	second := job
+	second.ID = newID()
+	wantErr(t, s.CreateSyncJob(ctx, second), store.ErrConflict)
+	done, err := s.UpdateSyncJob(ctx, o.ID, job.ID, func(j *store.SyncJob) error {
+		at := now()
+		j.Status, j.Inserted, j.Ciphertext, j.CompletedAt = store.JobCompleted, 3, nil, &at
+		return nil
+	})
+	if err != nil || done.Status != store.JobCompleted || done.Ciphertext != nil {
+		t.Fatalf("update = %+v, %v", done, err)
+	}
+	if got, _ := s.GetSyncJob(ctx, o.ID, job.ID); len(got.Ciphertext) != 0 || got.Inserted != 3 {
+		t.Fatalf("after update = %+v", got)
+	}
+	if err := s.CreateSyncJob(ctx, second); err != nil {
+		t.Fatalf("a new job after the first ended: %v", err)
+	}
+	_, _ = s.UpdateSyncJob(ctx, o.ID, second.ID, func(j *store.SyncJob) error { j.Status = store.JobFailed; return nil })
+	st, err := s.SyncJobStats(ctx, o.ID, conn.ID)
+	if err != nil || st.Total != 2 || st.Successful != 1 || st.Failed != 1 || st.Last == nil {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	other := mustOrg(t, s, "globex")
+	_, err = s.GetSyncJob(ctx, other.ID, job.ID)
+	wantErr(t, err, store.ErrNotFound)
+
+	rec := func(id, title, body string) store.Record {
+		return store.Record{OrganizationID: o.ID, CollectionID: c.ID, SourceConnectionID: conn.ID, Source: "hubspot", EntityType: "contacts",
+			UpstreamID: id, Title: title, Body: body, ContentHash: title + body, UpdatedAt: now()}
+	}
+	ins, upd, kept, err := s.UpsertRecords(ctx, []store.Record{rec("1", "Ada Lovelace", "analytical engine notes"), rec("2", "Grace Hopper", "compiler pioneer")}, "job-1")
+	if err != nil || ins != 2 || upd != 0 || kept != 0 {
+		t.Fatalf("first upsert = %d %d %d, %v", ins, upd, kept, err)
+	}
+	ins, upd, kept, err = s.UpsertRecords(ctx, []store.Record{rec("1", "Ada Lovelace", "analytical engine notes"), rec("2", "Grace Hopper", "COBOL and compilers")}, "job-2")
+	if err != nil || ins != 0 || upd != 1 || kept != 1 {
+		t.Fatalf("second upsert = %d %d %d, %v", ins, upd, kept, err)
+	}
+	hits, err := s.SearchRecords(ctx, o.ID, c.ID, "compilers", 10)
+	if err != nil || len(hits) != 1 || hits[0].UpstreamID != "2" || hits[0].Snippet == "" {
+		t.Fatalf("search = %+v, %v", hits, err)
+	}
+	if hits, _ := s.SearchRecords(ctx, o.ID, c.ID, "ada", 10); len(hits) != 1 || hits[0].Title != "Ada Lovelace" {
+		t.Fatalf("search title = %+v", hits)
+	}
+	if hits, _ := s.SearchRecords(ctx, other.ID, c.ID, "compilers", 10); len(hits) != 0 {
+		t.Fatal("search crossed organizations")
+	}
+	if hits, err := s.SearchRecords(ctx, o.ID, c.ID, `" OR * NEAR(`, 10); err != nil || len(hits) != 0 {
+		t.Fatalf("hostile query = %v, %v", hits, err)
+	}
+	if _, _, _, err := s.UpsertRecords(ctx, []store.Record{rec("1", "Ada Lovelace", "analytical engine notes")}, "job-3"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteUnseenRecords(ctx, conn.ID, "contacts", "job-3")
+	if err != nil || n != 1 {
+		t.Fatalf("delete unseen = %d, %v", n, err)
+	}
+	if hits, _ := s.SearchRecords(ctx, o.ID, c.ID, "compilers", 10); len(hits) != 0 {
+		t.Fatal("deleted record still found")
+	}
+	if n, _ := s.CountRecords(ctx, o.ID, c.ID); n != 1 {
+		t.Fatalf("count = %d", n)
 	}
 }
