@@ -187,4 +187,3 @@ func (s *Store) SearchRecords(ctx context.Context, orgID, collectionID, query st
 		return h, err
 	})
 }
-
