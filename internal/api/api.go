@@ -29,6 +29,7 @@ import (
 	"github.com/valetkey/valetkey/internal/connection"
 	emb "github.com/valetkey/valetkey/internal/embedded"
 	"github.com/valetkey/valetkey/internal/execute"
+	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/jwtauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
@@ -50,6 +51,7 @@ type Deps struct {
 	Providers   *authprovider.Service
 	Execute     *execute.Engine
 	Embedded    *emb.Service
+	Jobs        *jobs.Service
 	Issuer      *jwtauth.Issuer
 	DB          Pinger
 	Logger      *slog.Logger
@@ -121,7 +123,7 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute}, d.Logger)
+	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs}, d.Logger)
 	if d.Embedded != nil {
 		embedded.Register(api, embedded.Services{Embedded: d.Embedded, Connections: d.Connections, Apps: d.Apps, Execute: d.Execute, Issuer: d.Issuer}, d.Logger)
 	}

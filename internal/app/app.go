@@ -22,6 +22,7 @@ import (
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/embedded"
 	"github.com/valetkey/valetkey/internal/execute"
+	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/jwtauth"
 	"github.com/valetkey/valetkey/internal/oauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
@@ -46,6 +47,8 @@ type App struct {
 	Execute     *execute.Engine
 	Issuer      *jwtauth.Issuer
 	Embedded    *embedded.Service
+	Jobs        *jobs.Service
+	Queue       *jobs.Queue
 
 	publicURL atomic.Value // string
 }
@@ -125,11 +128,31 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Execute = execute.New(a.Connections, execute.Options{})
 	a.Issuer = jwtauth.New(st, v, a.PublicURL, cfg.Clock)
 	a.Embedded = embedded.New(st, a.Tenants, a.Issuer, a.PublicURL, cfg.Clock)
+	a.Jobs = jobs.New(st, a.Connections, a.Execute, v, log, cfg.Clock)
+	qopt := jobs.QueueOptions{PollInterval: cfg.JobPollInterval}
+	if st.Flavor() == "sqlite" {
+		a.Queue, err = jobs.NewSQLiteQueue(ctx, st.WriterDB(), a.Jobs, log, qopt)
+	} else {
+		a.Queue, err = jobs.NewPostgresQueue(ctx, cfg.DatabaseURL, a.Jobs, log, qopt)
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.Jobs.SetQueue(a.Queue)
 	return a, nil
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.Store.Close() }
+// StartWorkers starts the job queue's workers.
+func (a *App) StartWorkers(ctx context.Context) error { return a.Queue.Start(ctx) }
+
+// Close stops the workers (if started) and releases the database.
+func (a *App) Close() error {
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = a.Queue.Stop(sctx)
+	return a.Store.Close()
+}
 
 // Bootstrap creates the default organization and first API key on an empty
 // database, writing the generated key to w once.
@@ -150,7 +173,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then
@@ -163,6 +186,9 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	addr := ln.Addr().String()
 	a.Config.PublicURL = a.Config.PublicURLFor(addr)
 	a.SetPublicURL(a.Config.PublicURL)
+	if err := a.StartWorkers(ctx); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
 	if a.Config.SweepInterval > 0 {
 		sctx, stop := context.WithCancel(ctx)
 		defer stop()

@@ -36,6 +36,9 @@ type Config struct {
 	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
 	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"8"`
 
+	// JobPollInterval is how often workers look for new jobs (default 1s).
+	JobPollInterval time.Duration `env:"VALETKEY_JOB_POLL_INTERVAL"`
+
 	// The refresh engine: how long one replica may hold a token's refresh
 	// lease, and the timeout of one token request. Zero takes the defaults
 	// (60s, 10s).

@@ -60,6 +60,7 @@ type Store interface {
 	GetSourceTemplate(ctx context.Context, orgID, id string) (store.SourceTemplate, error)
 	ListSourceTemplates(ctx context.Context, orgID string) ([]store.SourceTemplate, error)
 	DeleteSourceTemplate(ctx context.Context, orgID, id string) error
+	SyncJobStats(ctx context.Context, orgID, connectionID string) (store.JobStats, error)
 }
 
 // Apps finds the organization's OAuth app for a source.
@@ -177,6 +178,8 @@ type View struct {
 	AuthURL        string
 	AuthURLExpires *time.Time
 	RedirectURL    string
+	// Sync summarises the connection's sync jobs (filled on reads).
+	Sync store.JobStats
 }
 
 // Create validates and stores a connection with its credential.
@@ -310,6 +313,11 @@ func (s *Service) Get(ctx context.Context, orgID, id string) (View, error) {
 
 func (s *Service) view(ctx context.Context, c store.SourceConnection) (View, error) {
 	v := View{SourceConnection: c}
+	st, err := s.st.SyncJobStats(ctx, c.OrganizationID, c.ID)
+	if err != nil {
+		return v, err
+	}
+	v.Sync = st
 	cred, err := s.st.GetCredentialForConnection(ctx, c.OrganizationID, c.ID)
 	switch {
 	case err == nil:

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,9 @@ import (
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/refresh"
 )
+
+// ErrUpstreamUnauthorized marks a provider 401 that a retry did not cure.
+var ErrUpstreamUnauthorized = errors.New("the provider rejected the credential")
 
 // Connections is what the engine needs of the connection service.
 type Connections interface {
@@ -370,7 +374,7 @@ func upstreamError(r *upstream) error {
 	}
 	msg := upstreamMessage(r.body)
 	if r.status == http.StatusUnauthorized {
-		return &apperr.Error{Kind: apperr.KindBadGateway, Msg: "The provider rejected the connection's credential (HTTP 401)" + msg}
+		return &apperr.Error{Kind: apperr.KindBadGateway, Msg: "The provider rejected the connection's credential (HTTP 401)" + msg, Err: ErrUpstreamUnauthorized}
 	}
 	return &apperr.Error{Kind: apperr.KindBadGateway, Msg: fmt.Sprintf("The provider answered HTTP %d%s", r.status, msg)}
 }

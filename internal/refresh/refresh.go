@@ -105,6 +105,10 @@ func (o *Options) defaults() {
 	}
 }
 
+// ErrReauth marks a refresh the provider refused: the connection needs
+// re-authorization.
+var ErrReauth = errors.New("re-authorization needed")
+
 // Engine hands out fresh credentials.
 type Engine struct {
 	st      Store
@@ -190,7 +194,7 @@ func (e *Engine) Get(ctx context.Context, orgID, connectionID string, o GetOptio
 		return e.open(cred)
 	}
 	if conn.Status == store.StatusNeedsReauth {
-		return Fresh{}, apperr.BadRequest("Token refresh failed: connection '%s' needs re-authorization", connectionID)
+		return Fresh{}, &apperr.Error{Kind: apperr.KindBadRequest, Msg: fmt.Sprintf("Token refresh failed: connection '%s' needs re-authorization", connectionID), Err: ErrReauth}
 	}
 	v, err, shared := e.sf.Do(cred.ID, func() (any, error) {
 		// Detached from the first caller: others share the outcome.
@@ -375,7 +379,7 @@ func (e *Engine) fail(ctx context.Context, conn store.SourceConnection, cur stor
 		if code == "" {
 			code = fmt.Sprintf("http_%d", oe.Status)
 		}
-		return apperr.BadRequest("Token refresh failed: %s: %s", code, oe.Description)
+		return &apperr.Error{Kind: apperr.KindBadRequest, Msg: fmt.Sprintf("Token refresh failed: %s: %s", code, oe.Description), Err: ErrReauth}
 	}
 	release()
 	retry := 5 * time.Second

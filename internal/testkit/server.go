@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/valetkey/valetkey/internal/app"
 	"github.com/valetkey/valetkey/internal/config"
@@ -56,6 +57,7 @@ func NewServer(t testing.TB, databaseURL string, mutate ...func(*config.Config))
 	cfg := config.Config{
 		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: databaseURL, KeysetFile: filepath.Join(dir, "keyset.json"),
 		BootstrapAPIKey: "vk_test_bootstrap_" + strings.Repeat("k", 40), LogLevel: "debug", LogFormat: "json",
+		JobPollInterval: 50 * time.Millisecond,
 	}
 	for _, m := range mutate {
 		m(&cfg)
@@ -74,6 +76,9 @@ func NewServer(t testing.TB, databaseURL string, mutate ...func(*config.Config))
 	}
 	s := &Server{Server: httptest.NewServer(a.Handler()), App: a, Key: cfg.BootstrapAPIKey, Logs: logs, Bodies: &SyncBuffer{}}
 	a.SetPublicURL(s.URL)
+	if err := a.StartWorkers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		s.Close()
 		a.Close()

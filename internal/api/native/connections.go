@@ -13,6 +13,7 @@ import (
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/oauth"
+	"github.com/valetkey/valetkey/internal/store"
 	"github.com/valetkey/valetkey/internal/tenant"
 	"github.com/valetkey/valetkey/internal/vault"
 )
@@ -81,7 +82,15 @@ func connectionOut(v connection.View) SourceConnection {
 		Auth: AuthDetails{Method: v.AuthMethod, Authenticated: v.Authenticated, AuthenticatedAt: v.AuthenticatedAt, ExpiresAt: v.ExpiresAt,
 			AuthURL: v.AuthURL, AuthURLExpires: v.AuthURLExpires, RedirectURL: v.RedirectURL, ProviderRID: v.AuthProviderRID},
 		Config: cfg, Schedule: sched,
+		Sync: SyncDetails{TotalRuns: v.Sync.Total, SuccessfulRuns: v.Sync.Successful, FailedRuns: v.Sync.Failed, LastJob: lastJob(v.Sync.Last)},
 	}
+}
+
+func lastJob(j *store.SyncJob) any {
+	if j == nil {
+		return nil
+	}
+	return JobOut(*j)
 }
 
 // Authentication is the SDK's authentication union; which keys are present

@@ -13,6 +13,7 @@ import (
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/execute"
+	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 )
 
@@ -31,6 +32,7 @@ type Services struct {
 	Apps        *oauthapp.Service
 	Providers   *authprovider.Service
 	Execute     *execute.Engine
+	Jobs        *jobs.Service
 }
 
 // Register adds the native routes to api.
@@ -40,6 +42,9 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	h.registerAuthProviders(api)
 	if svc.Execute != nil {
 		RegisterExecute(api, svc.Execute, h)
+	}
+	if svc.Jobs != nil {
+		RegisterJobs(api, svc.Jobs, h)
 	}
 	h.registerCollections(api)
 	h.registerSources(api)

@@ -179,6 +179,9 @@ func (s *Store) Flavor() string { return s.f.name }
 // DB exposes the pool, for tests and for packages that share the database.
 func (s *Store) DB() *sql.DB { return s.db }
 
+// WriterDB is the pool writes go through (on SQLite, the one connection).
+func (s *Store) WriterDB() *sql.DB { return s.w }
+
 // Migrate applies every pending migration.
 func (s *Store) Migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrations, "migrations/"+s.f.name)

@@ -1,0 +1,381 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/catalog"
+	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/credential"
+	"github.com/valetkey/valetkey/internal/execute"
+	"github.com/valetkey/valetkey/internal/refresh"
+	"github.com/valetkey/valetkey/internal/store"
+	"github.com/valetkey/valetkey/internal/vault"
+)
+
+// Store is what jobs need from storage.
+type Store interface {
+	CreateSyncJob(ctx context.Context, j store.SyncJob) error
+	GetSyncJob(ctx context.Context, orgID, id string) (store.SyncJob, error)
+	ListSyncJobs(ctx context.Context, orgID, connectionID string, limit int) ([]store.SyncJob, error)
+	UpdateSyncJob(ctx context.Context, orgID, id string, update func(j *store.SyncJob) error) (store.SyncJob, error)
+	UpsertRecords(ctx context.Context, recs []store.Record, jobID string) (inserted, updated, kept int, err error)
+	DeleteUnseenRecords(ctx context.Context, connectionID, entityType, jobID string) (int, error)
+	SearchRecords(ctx context.Context, orgID, collectionID, query string, limit int) ([]store.SearchHit, error)
+}
+
+// Connections is what jobs need of the connection service.
+type Connections interface {
+	Get(ctx context.Context, orgID, id string) (connection.View, error)
+	Source(shortName string) (*catalog.Source, error)
+	Fresh(ctx context.Context, orgID, id string, o refresh.GetOptions) (refresh.Fresh, error)
+	GetCollection(ctx context.Context, orgID, readableID string) (store.Collection, error)
+}
+
+// Executor runs one entity action.
+type Executor interface {
+	Execute(ctx context.Context, orgID, connID string, req execute.Request) (execute.Result, error)
+}
+
+// Service creates, runs and cancels sync jobs.
+type Service struct {
+	st     Store
+	conns  Connections
+	exec   Executor
+	sealer credential.Sealer
+	log    *slog.Logger
+	now    func() time.Time
+	queue  func(ctx context.Context, a SyncArgs) error
+	// MaxPages bounds one entity's pages in one run.
+	MaxPages int
+}
+
+// New returns a Service; attach a queue with SetQueue before Run.
+func New(st Store, conns Connections, exec Executor, c credential.Cipher, log *slog.Logger, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, conns: conns, exec: exec, sealer: credential.Sealer{C: c}, log: log, now: now, MaxPages: 10000}
+}
+
+// SetQueue attaches the queue jobs are enqueued on.
+func (s *Service) SetQueue(q *Queue) { s.queue = q.insert }
+
+func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+func overrideAD(orgID, jobID string) []byte { return credential.ADFor(store.TableSyncJobs, orgID, jobID) }
+
+// Run starts a sync of a connection. An override token is used for this
+// run only: never refreshed, never stored but sealed in the job until it
+// ends. Without one, the stored credential must be usable now (a refresh
+// that fails permanently answers 400 and marks the connection needs_reauth).
+func (s *Service) Run(ctx context.Context, orgID, connID string, force bool, override vault.Secret) (store.SyncJob, error) {
+	v, err := s.conns.Get(ctx, orgID, connID)
+	if err != nil {
+		return store.SyncJob{}, err
+	}
+	src, err := s.conns.Source(v.ShortName)
+	if err != nil {
+		return store.SyncJob{}, err
+	}
+	if !override.IsZero() {
+		if _, ok := src.Method(catalog.AuthOAuth2); !ok || v.AuthMethod == connection.MethodDirect {
+			return store.SyncJob{}, apperr.Invalid(apperr.Field("value_error", "Token override is only supported for OAuth2 sources", "body", "access_token"))
+		}
+	} else if _, err := s.conns.Fresh(ctx, orgID, connID, refresh.GetOptions{}); err != nil {
+		return store.SyncJob{}, err
+	}
+	j := store.SyncJob{ID: uuid.Must(uuid.NewV7()).String(), OrganizationID: orgID, SourceConnectionID: connID, Status: store.JobPending,
+		ForceFullSync: force, CreatedAt: s.nowUTC()}
+	if !override.IsZero() {
+		ct, keyID, err := s.sealer.SealAD(overrideAD(orgID, j.ID), credential.Payload{Fields: map[string]vault.Secret{"access_token": override}})
+		if err != nil {
+			return store.SyncJob{}, err
+		}
+		j.Ciphertext, j.KeyID = ct, keyID
+	}
+	if err := s.st.CreateSyncJob(ctx, j); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.SyncJob{}, apperr.Conflict("A sync job is already pending or running for source connection '%s'", connID)
+		}
+		return store.SyncJob{}, err
+	}
+	if s.queue == nil {
+		return j, errors.New("jobs: no queue attached")
+	}
+	if err := s.queue(ctx, SyncArgs{JobID: j.ID, OrganizationID: orgID}); err != nil {
+		_, _ = s.finish(context.WithoutCancel(ctx), orgID, j.ID, store.JobFailed, "could not enqueue the job", "internal")
+		return store.SyncJob{}, err
+	}
+	return j, nil
+}
+
+// Get returns a connection's job.
+func (s *Service) Get(ctx context.Context, orgID, connID, jobID string) (store.SyncJob, error) {
+	j, err := s.st.GetSyncJob(ctx, orgID, jobID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && j.SourceConnectionID != connID) {
+		return store.SyncJob{}, apperr.NotFound("Sync job '%s' not found", jobID)
+	}
+	return j, err
+}
+
+// List returns a connection's jobs, newest first.
+func (s *Service) List(ctx context.Context, orgID, connID string, limit int) ([]store.SyncJob, error) {
+	if _, err := s.conns.Get(ctx, orgID, connID); err != nil {
+		return nil, err
+	}
+	return s.st.ListSyncJobs(ctx, orgID, connID, limit)
+}
+
+// Cancel asks a pending or running job to stop; the worker stops between
+// pages and marks it cancelled.
+func (s *Service) Cancel(ctx context.Context, orgID, connID, jobID string) (store.SyncJob, error) {
+	if _, err := s.Get(ctx, orgID, connID, jobID); err != nil {
+		return store.SyncJob{}, err
+	}
+	return s.st.UpdateSyncJob(ctx, orgID, jobID, func(j *store.SyncJob) error {
+		switch j.Status {
+		case store.JobPending, store.JobCreated, store.JobRunning:
+			j.Status = store.JobCancelling
+		case store.JobCancelling:
+		default:
+			return apperr.Conflict("Sync job '%s' has already ended (%s)", jobID, j.Status)
+		}
+		return nil
+	})
+}
+
+// finish ends a job and erases its override token.
+func (s *Service) finish(ctx context.Context, orgID, jobID, status, msg, category string) (store.SyncJob, error) {
+	return s.st.UpdateSyncJob(ctx, orgID, jobID, func(j *store.SyncJob) error {
+		at := s.nowUTC()
+		j.Status, j.Error, j.ErrorCategory, j.CompletedAt, j.Ciphertext, j.KeyID = status, msg, category, &at, nil, 0
+		return nil
+	})
+}
+
+// Search runs a full-text search over a collection.
+func (s *Service) Search(ctx context.Context, orgID, readableID, query string, limit int) ([]store.SearchHit, error) {
+	c, err := s.conns.GetCollection(ctx, orgID, readableID)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(query) == "" {
+		return nil, apperr.Invalid(apperr.Field("missing", "Query parameter 'query' is required", "query", "query"))
+	}
+	return s.st.SearchRecords(ctx, orgID, c.ID, query, limit)
+}
+
+// run works one job (the River worker calls it). Sync failures are
+// recorded in the job and not returned, so River does not retry them; a
+// returned error means the job could not be worked at all and is retried.
+func (s *Service) run(ctx context.Context, a SyncArgs) error {
+	j, err := s.st.GetSyncJob(ctx, a.OrganizationID, a.JobID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // its connection was deleted
+	} else if err != nil {
+		return err
+	}
+	if !j.Active() {
+		return nil
+	}
+	if j.Status == store.JobCancelling {
+		_, err := s.finish(ctx, j.OrganizationID, j.ID, store.JobCancelled, "", "")
+		return err
+	}
+	var override string
+	if len(j.Ciphertext) > 0 {
+		p, err := s.sealer.OpenAD(j.Ciphertext, overrideAD(j.OrganizationID, j.ID))
+		if err != nil {
+			_, ferr := s.finish(ctx, j.OrganizationID, j.ID, store.JobFailed, "the token override could not be read", "internal")
+			return ferr
+		}
+		override = p.Fields["access_token"].Reveal()
+	}
+	if _, err := s.st.UpdateSyncJob(ctx, j.OrganizationID, j.ID, func(x *store.SyncJob) error {
+		at := s.nowUTC()
+		x.Status = store.JobRunning
+		if x.StartedAt == nil {
+			x.StartedAt = &at
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	status, msg, category := s.sync(ctx, j, override)
+	_, err = s.finish(context.WithoutCancel(ctx), j.OrganizationID, j.ID, status, msg, category)
+	return err
+}
+
+// errCancelled stops a sync between pages.
+var errCancelled = errors.New("cancelled")
+
+// sync pages through every list action and upserts records.
+func (s *Service) sync(ctx context.Context, j store.SyncJob, override string) (status, msg, category string) {
+	v, err := s.conns.Get(ctx, j.OrganizationID, j.SourceConnectionID)
+	if err != nil {
+		return store.JobFailed, "the connection no longer exists", "internal"
+	}
+	src, err := s.conns.Source(v.ShortName)
+	if err != nil || src.API == nil {
+		return store.JobFailed, "the source has nothing to sync", "config"
+	}
+	var entities []string
+	for name, ent := range src.API.Entities {
+		if list, ok := ent.Actions["list"]; ok && !needsParams(list) {
+			entities = append(entities, name)
+		}
+	}
+	sort.Strings(entities)
+	for _, entity := range entities {
+		if err := s.syncEntity(ctx, j, v, entity, override); err != nil {
+			return classify(err, override != "")
+		}
+		// Every run is a full sync (no definition names an incremental
+		// cursor field yet), so what it did not see is gone upstream.
+		n, err := s.st.DeleteUnseenRecords(ctx, v.ID, entity, j.ID)
+		if err == nil && n > 0 {
+			_, err = s.st.UpdateSyncJob(ctx, j.OrganizationID, j.ID, func(x *store.SyncJob) error { x.Deleted += n; return nil })
+		}
+		if err != nil {
+			return classify(err, override != "")
+		}
+	}
+	return store.JobCompleted, "", ""
+}
+
+func needsParams(a *catalog.Action) bool {
+	for _, p := range a.Params {
+		if p.Required && p.Default == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.View, entity, override string) error {
+	var cursor *string
+	for page := 0; page < s.MaxPages; page++ {
+		cur, err := s.st.GetSyncJob(ctx, j.OrganizationID, j.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status == store.JobCancelling {
+			return errCancelled
+		}
+		params := map[string]any{}
+		if cursor != nil {
+			params["cursor"] = *cursor
+		}
+		res, err := s.exec.Execute(ctx, j.OrganizationID, v.ID, execute.Request{Entity: entity, Action: "list", Params: params, Token: override})
+		if err != nil {
+			var ae *apperr.Error
+			if errors.As(err, &ae) && ae.Kind == apperr.KindTooManyRequests && ae.RetryAfter > 0 && ae.RetryAfter <= time.Minute {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(ae.RetryAfter):
+				}
+				page--
+				continue
+			}
+			return err
+		}
+		recs := s.records(j, v, entity, res.Result)
+		ins, upd, kept, err := s.st.UpsertRecords(ctx, recs, j.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := s.st.UpdateSyncJob(ctx, j.OrganizationID, j.ID, func(x *store.SyncJob) error {
+			x.Inserted, x.Updated, x.Kept = x.Inserted+ins, x.Updated+upd, x.Kept+kept
+			return nil
+		}); err != nil {
+			return err
+		}
+		if res.Cursor == nil || (cursor != nil && *res.Cursor == *cursor) {
+			return nil
+		}
+		cursor = res.Cursor
+	}
+	return nil
+}
+
+// records turns a page of upstream objects into records.
+func (s *Service) records(j store.SyncJob, v connection.View, entity string, result any) []store.Record {
+	list, _ := result.([]any)
+	now := s.nowUTC()
+	out := make([]store.Record, 0, len(list))
+	for _, item := range list {
+		m, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		id := fmt.Sprint(m["id"])
+		if m["id"] == nil {
+			continue
+		}
+		body, _ := json.Marshal(m)
+		sum := sha256.Sum256(body)
+		out = append(out, store.Record{OrganizationID: j.OrganizationID, CollectionID: v.CollectionID, SourceConnectionID: v.ID,
+			Source: v.ShortName, EntityType: entity, UpstreamID: id, Title: title(m), Body: string(body),
+			ContentHash: hex.EncodeToString(sum[:]), UpdatedAt: now})
+	}
+	return out
+}
+
+// title picks a human title from common fields (HubSpot keeps them under
+// properties).
+func title(m map[string]any) string {
+	keys := []string{"title", "name", "subject", "full_name", "dealname", "email", "login"}
+	for _, obj := range []map[string]any{m, asMap(m["properties"])} {
+		for _, k := range keys {
+			if s, ok := obj[k].(string); ok && s != "" {
+				return s
+			}
+		}
+	}
+	if p := asMap(m["properties"]); p != nil {
+		first, _ := p["firstname"].(string)
+		last, _ := p["lastname"].(string)
+		return strings.TrimSpace(first + " " + last)
+	}
+	return ""
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// classify maps a sync failure onto the job's error and category.
+func classify(err error, override bool) (status, msg, category string) {
+	switch {
+	case errors.Is(err, errCancelled):
+		return store.JobCancelled, "", ""
+	case errors.Is(err, execute.ErrUpstreamUnauthorized) && override:
+		return store.JobFailed, "The provided access token was rejected by the provider or has expired; token overrides are not refreshed", "auth"
+	case errors.Is(err, execute.ErrUpstreamUnauthorized), errors.Is(err, refresh.ErrReauth):
+		var ae *apperr.Error
+		m := "The provider rejected the stored credential"
+		if errors.As(err, &ae) {
+			m = ae.Msg
+		}
+		return store.JobFailed, m, "auth"
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return store.JobFailed, ae.Msg, "upstream"
+	}
+	return store.JobFailed, "The sync failed", "internal"
+}
