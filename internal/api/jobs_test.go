@@ -1,0 +1,206 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valetkey/valetkey/internal/testkit"
+)
+
+// waitJob polls a job until it ends (bounded) and returns it.
+func waitJob(t *testing.T, s *testkit.Server, connID, jobID string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j := s.Do(t, s.Key, "GET", "/source-connections/"+connID+"/jobs/"+jobID, nil).Map(t)
+		switch j["status"] {
+		case "completed", "failed", "cancelled":
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not end: %v", jobID, j)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runJob(t *testing.T, s *testkit.Server, connID string, body any) map[string]any {
+	t.Helper()
+	r := s.Do(t, s.Key, "POST", "/source-connections/"+connID+"/run", body)
+	wantStatus(t, r, 200)
+	return r.Map(t)
+}
+
+func counts(j map[string]any) [4]int {
+	return [4]int{int(j["entities_inserted"].(float64)), int(j["entities_updated"].(float64)), int(j["entities_kept"].(float64)), int(j["entities_deleted"].(float64))}
+}
+
+func TestSyncJobsIntoCollections(t *testing.T) {
+	for name, newURL := range testkit.DatabaseURLs() {
+		t.Run(name, func(t *testing.T) { testSyncJobs(t, newExecEnvOn(t, newURL(t))) })
+	}
+}
+
+func testSyncJobs(t *testing.T, e *execEnv) {
+	e.hs.Seed("contacts", 130)
+	e.hs.Seed("companies", 5)
+	e.hs.Seed("deals", 3)
+	id := e.connect(t, "hubspot")
+	s := e.s
+
+	j := runJob(t, s, id, nil)
+	if j["status"] != "pending" || j["source_connection_id"] != id {
+		t.Fatalf("run = %v", j)
+	}
+	done := waitJob(t, s, id, j["id"].(string))
+	if done["status"] != "completed" || counts(done) != [4]int{138, 0, 0, 0} || done["duration_seconds"] == nil {
+		t.Fatalf("first sync = %v", done)
+	}
+	c := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)
+	sync := c["sync"].(map[string]any)
+	if sync["total_runs"] != float64(1) || sync["successful_runs"] != float64(1) || sync["last_job"].(map[string]any)["id"] != j["id"] {
+		t.Fatalf("sync summary = %v", sync)
+	}
+	rid := c["readable_collection_id"].(string)
+	r := s.Do(t, s.Key, "GET", "/collections/"+rid+"/search?query="+url.QueryEscape("contact42@example.com"), nil)
+	wantStatus(t, r, 200)
+	hits := r.Map(t)["results"].([]any)
+	if len(hits) == 0 || hits[0].(map[string]any)["upstream_id"] != "42" || hits[0].(map[string]any)["entity_type"] != "contacts" {
+		t.Fatalf("search = %s", r.Body)
+	}
+	wantLocs(t, s.Do(t, s.Key, "GET", "/collections/"+rid+"/search", nil), "query.query")
+
+	// Second run: one changed, one gone, the rest kept.
+	e.hs.Put("contacts", "7", map[string]string{"firstname": "Changed"})
+	e.hs.Delete("deals", "2")
+	done = waitJob(t, s, id, runJob(t, s, id, nil)["id"].(string))
+	if counts(done) != [4]int{0, 1, 136, 1} {
+		t.Fatalf("second sync counts (ins, upd, kept, del) = %v", counts(done))
+	}
+	if r := s.Do(t, s.Key, "GET", "/collections/"+rid+"/search?query=Changed", nil).Map(t); len(r["results"].([]any)) != 1 {
+		t.Fatalf("updated record not searchable: %v", r)
+	}
+
+	// A slow upstream (rate limited) keeps a job running: a second run is
+	// 409, and cancel stops it between pages.
+	e.hs.FailNext(1000, 429, "1")
+	j = runJob(t, s, id, nil)
+	wantDetail(t, s.Do(t, s.Key, "POST", "/source-connections/"+id+"/run", nil), 409,
+		"A sync job is already pending or running for source connection '"+id+"'")
+	r = s.Do(t, s.Key, "POST", "/source-connections/"+id+"/jobs/"+j["id"].(string)+"/cancel", nil)
+	wantStatus(t, r, 200)
+	if st := r.Map(t)["status"]; st != "cancelling" {
+		t.Fatalf("cancel answered %v", st)
+	}
+	if done := waitJob(t, s, id, j["id"].(string)); done["status"] != "cancelled" {
+		t.Fatalf("cancelled job = %v", done)
+	}
+	e.hs.FailNext(0, 0, "")
+	var list []map[string]any
+	s.Do(t, s.Key, "GET", "/source-connections/"+id+"/jobs", nil).JSON(t, &list)
+	if len(list) != 3 || list[0]["id"] != j["id"] {
+		t.Fatalf("jobs = %d", len(list))
+	}
+	wantStatus(t, s.Do(t, s.Key, "GET", "/source-connections/"+id+"/jobs/01900000-0000-7000-8000-000000000000", nil), 404)
+}
+
+func TestSyncTokenOverride(t *testing.T) {
+	e := newExecEnv(t)
+	e.hs.Seed("contacts", 250)
+	id := e.connect(t, "hubspot")
+	s := e.s
+	orgID := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["organization_id"].(string)
+	before, _ := s.App.Store.GetCredentialForConnection(context.Background(), orgID, id)
+	stored := s.Do(t, s.Key, "GET", "/source-connections/"+id+"/token", nil).Map(t)["access_token"].(string)
+
+	const override = "LEAKCANARYOverrideTokenQ7Z9"
+	e.mu.Lock()
+	e.extra[override] = true
+	e.mu.Unlock()
+	done := waitJob(t, s, id, runJob(t, s, id, map[string]any{"access_token": override})["id"].(string))
+	if done["status"] != "completed" || counts(done)[0] != 250 {
+		t.Fatalf("override sync = %v", done)
+	}
+	seen := strings.Join(e.hs.SeenTokens(), " ")
+	if !strings.Contains(seen, override) || strings.Contains(seen, stored) {
+		t.Fatalf("tokens that reached HubSpot: override %v, stored %v", strings.Contains(seen, override), strings.Contains(seen, stored))
+	}
+	after, _ := s.App.Store.GetCredentialForConnection(context.Background(), orgID, id)
+	if !bytes.Equal(before.Ciphertext, after.Ciphertext) {
+		t.Fatal("the stored credential changed")
+	}
+
+	// An override that expires mid-run fails the job with the auth category.
+	const short = "LEAKCANARYShortOverrideQ7Z9"
+	e.mu.Lock()
+	e.extra[short] = true
+	e.mu.Unlock()
+	j := runJob(t, s, id, map[string]any{"access_token": short})
+	go func() {
+		// Expire it once the first page has been read.
+		for e.hs.Requests() == 0 || !strings.Contains(strings.Join(e.hs.SeenTokens(), " "), short) {
+			time.Sleep(time.Millisecond)
+		}
+		e.mu.Lock()
+		delete(e.extra, short)
+		e.mu.Unlock()
+	}()
+	done = waitJob(t, s, id, j["id"].(string))
+	if done["status"] != "failed" || done["error_category"] != "auth" || !strings.Contains(done["error"].(string), "provided access token was rejected") {
+		t.Fatalf("expired override = %v", done)
+	}
+	if after, _ := s.App.Store.GetCredentialForConnection(context.Background(), orgID, id); !bytes.Equal(before.Ciphertext, after.Ciphertext) {
+		t.Fatal("the stored credential changed after a failed override run")
+	}
+	if st := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["status"]; st != "active" {
+		t.Fatalf("connection status after override failure = %v", st)
+	}
+
+	// API-key sources cannot take an override.
+	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Stripe Key", "short_name": "stripe",
+		"auth_fields": map[string]any{"api_key": "sk_test_abc"}})
+	wantStatus(t, r, 200)
+	wantLocs(t, s.Do(t, s.Key, "POST", "/source-connections/"+r.Map(t)["id"].(string)+"/run", map[string]any{"access_token": "x"}), "body.access_token")
+
+	// The override is nowhere in the database afterwards, in clear, job or queue tables.
+	if got, _ := s.App.Store.GetSyncJob(context.Background(), orgID, done["id"].(string)); len(got.Ciphertext) != 0 {
+		t.Fatal("the sealed override outlived its job")
+	}
+	s.App.Close()
+	files, _ := filepath.Glob(strings.TrimPrefix(s.App.Config.DatabaseURL, "sqlite:") + "*")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, c := range []string{override, short} {
+			if bytes.Contains(b, []byte(c)) {
+				t.Errorf("%s found in %s", c, f)
+			}
+		}
+	}
+	if strings.Contains(s.Logs.String(), override) || strings.Contains(s.Bodies.String(), override) {
+		t.Error("override in logs or bodies")
+	}
+}
+
+func TestSyncRunWithBrokenRefreshToken(t *testing.T) {
+	e := newExecEnv(t)
+	s := e.s
+	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Stale HubSpot", "short_name": "hubspot",
+		"authentication": map[string]any{"access_token": "old", "refresh_token": "not-a-real-refresh-token", "expires_at": past}})
+	wantStatus(t, r, 200)
+	id := r.Map(t)["id"].(string)
+	r = s.Do(t, s.Key, "POST", "/source-connections/"+id+"/run", nil)
+	wantStatus(t, r, 400)
+	if d := r.Map(t)["detail"].(string); !strings.HasPrefix(d, "Token refresh failed: invalid_grant") {
+		t.Fatalf("detail = %q", d)
+	}
+	if st := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["status"]; st != "needs_reauth" {
+		t.Fatalf("status = %v", st)
+	}
+}
