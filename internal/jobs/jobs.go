@@ -74,7 +74,9 @@ func (s *Service) SetQueue(q *Queue) { s.queue = q.insert }
 
 func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
-func overrideAD(orgID, jobID string) []byte { return credential.ADFor(store.TableSyncJobs, orgID, jobID) }
+func overrideAD(orgID, jobID string) []byte {
+	return credential.ADFor(store.TableSyncJobs, orgID, jobID)
+}
 
 // Run starts a sync of a connection. An override token is used for this
 // run only: never refreshed, never stored but sealed in the job until it
