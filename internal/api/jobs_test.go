@@ -204,3 +204,32 @@ func TestSyncRunWithBrokenRefreshToken(t *testing.T) {
 		t.Fatalf("status = %v", st)
 	}
 }
+
+func TestSyncImmediatelyAndRefreshAll(t *testing.T) {
+	e := newExecEnv(t)
+	e.hs.Seed("companies", 4)
+	s := e.s
+	e.mu.Lock()
+	e.extra["injected-hubspot-token"] = true
+	e.mu.Unlock()
+	wantStatus(t, s.Do(t, s.Key, "POST", "/collections", map[string]any{"name": "CRM", "readable_id": "crm"}), 200)
+	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "HubSpot Now", "short_name": "hubspot", "readable_collection_id": "crm",
+		"authentication": map[string]any{"access_token": "injected-hubspot-token"}, "sync_immediately": true})
+	wantStatus(t, r, 200)
+	c := r.Map(t)
+	last := c["sync"].(map[string]any)["last_job"].(map[string]any)
+	if done := waitJob(t, s, c["id"].(string), last["id"].(string)); done["status"] != "completed" || counts(done)[0] != 4 {
+		t.Fatalf("sync_immediately job = %v", done)
+	}
+	r = s.Do(t, s.Key, "POST", "/collections/crm/refresh_all", nil)
+	wantStatus(t, r, 200)
+	var started []map[string]any
+	r.JSON(t, &started)
+	if len(started) != 1 {
+		t.Fatalf("refresh_all started %d", len(started))
+	}
+	if done := waitJob(t, s, c["id"].(string), started[0]["id"].(string)); counts(done) != [4]int{0, 0, 4, 0} {
+		t.Fatalf("refresh_all job = %v", done)
+	}
+	wantStatus(t, s.Do(t, s.Key, "POST", "/collections/nope/refresh_all", nil), 404)
+}

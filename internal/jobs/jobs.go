@@ -41,6 +41,7 @@ type Connections interface {
 	Source(shortName string) (*catalog.Source, error)
 	Fresh(ctx context.Context, orgID, id string, o refresh.GetOptions) (refresh.Fresh, error)
 	GetCollection(ctx context.Context, orgID, readableID string) (store.Collection, error)
+	List(ctx context.Context, orgID, collection string, skip, limit int) ([]connection.View, error)
 }
 
 // Executor runs one entity action.
@@ -121,6 +122,45 @@ func (s *Service) Run(ctx context.Context, orgID, connID string, force bool, ove
 		return store.SyncJob{}, err
 	}
 	return j, nil
+}
+
+// RunIfActive starts a first sync for a connection just created with
+// sync_immediately, when it is usable now (not waiting for OAuth consent).
+func (s *Service) RunIfActive(ctx context.Context, v connection.View) (*store.SyncJob, error) {
+	if v.Status != store.StatusActive {
+		return nil, nil
+	}
+	j, err := s.Run(ctx, v.OrganizationID, v.ID, false, vault.Secret{})
+	if err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+// RefreshAll runs every connection of a collection; connections that cannot
+// run now (already running, needing re-authorization) are reported, not fatal.
+func (s *Service) RefreshAll(ctx context.Context, orgID, readableID string) ([]store.SyncJob, map[string]string, error) {
+	if _, err := s.conns.GetCollection(ctx, orgID, readableID); err != nil {
+		return nil, nil, err
+	}
+	conns, err := s.conns.List(ctx, orgID, readableID, 0, 10000)
+	if err != nil {
+		return nil, nil, err
+	}
+	var started []store.SyncJob
+	skipped := map[string]string{}
+	for _, c := range conns {
+		j, err := s.Run(ctx, orgID, c.ID, false, vault.Secret{})
+		if err != nil {
+			if ae, ok := apperr.As(err); ok {
+				skipped[c.ID] = ae.Msg
+				continue
+			}
+			return started, skipped, err
+		}
+		started = append(started, j)
+	}
+	return started, skipped, nil
 }
 
 // Get returns a connection's job.

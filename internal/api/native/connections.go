@@ -180,7 +180,7 @@ type createConnectionInput struct {
 		AuthFields           map[string]any  `json:"auth_fields,omitempty" doc:"Credentials (seeds' shape): access_token, refresh_token, or the source's API-key fields"`
 		Authentication       *Authentication `json:"authentication,omitempty" doc:"Credentials (SDK shape)"`
 		Schedule             *Schedule       `json:"schedule,omitempty"`
-		SyncImmediately      *bool           `json:"sync_immediately,omitempty" doc:"Accepted; sync jobs arrive with issue #7"`
+		SyncImmediately      *bool           `json:"sync_immediately,omitempty" doc:"Start a first sync right away (when the connection is already authenticated)"`
 		AuthProvider         string          `json:"auth_provider,omitempty" doc:"Readable id of an auth provider holding the account (seeds' shape)"`
 		AuthProviderConfig   map[string]any  `json:"auth_provider_config,omitempty" doc:"Which account: pipedream {project_id, account_id, environment?, external_user_id?}; composio {auth_config_id, account_id}"`
 		RedirectURL          string          `json:"redirect_url,omitempty" doc:"Where the browser returns after the OAuth flow; must be on the organization's allowlist"`
@@ -292,7 +292,17 @@ func (h *Handlers) registerConnections(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		return &connectionOutput{Body: connectionOut(v)}, nil
+		out := connectionOut(v)
+		if b.SyncImmediately != nil && *b.SyncImmediately && h.jobs != nil {
+			j, err := h.jobs.RunIfActive(ctx, v)
+			if err != nil {
+				// The connection exists; say why the first run did not start.
+				h.log.WarnContext(ctx, "sync_immediately: first run not started", "source_connection_id", v.ID, "error", err.Error())
+			} else if j != nil {
+				out.Sync.TotalRuns, out.Sync.LastJob = 1, JobOut(*j)
+			}
+		}
+		return &connectionOutput{Body: out}, nil
 	})
 
 	shared.Register(api, h.log, op("list-source-connections", http.MethodGet, "/source-connections", "List source connections", "source-connections"),

@@ -132,6 +132,22 @@ func RegisterJobs(api huma.API, svc *jobs.Service, h *Handlers) {
 			}
 			return &struct{ Body Job }{Body: JobOut(j)}, nil
 		})
+	shared.Register(api, h.log, op("refresh-all-collection", http.MethodPost, "/collections/{readable_id}/refresh_all", "Run every connection of a collection", "collections"),
+		func(ctx context.Context, in *readableIDPath) (*struct{ Body []Job }, error) {
+			p, err := shared.Principal(ctx)
+			if err != nil {
+				return nil, err
+			}
+			started, _, err := svc.RefreshAll(ctx, p.OrganizationID, in.ReadableID)
+			if err != nil {
+				return nil, err
+			}
+			out := &struct{ Body []Job }{Body: []Job{}}
+			for _, j := range started {
+				out.Body = append(out.Body, JobOut(j))
+			}
+			return out, nil
+		})
 	shared.Register(api, h.log, op("search-collection", http.MethodGet, "/collections/{readable_id}/search", "Full-text search over a collection's records", "collections"),
 		func(ctx context.Context, in *struct {
 			ReadableID string `path:"readable_id"`

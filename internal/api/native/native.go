@@ -22,6 +22,7 @@ type Handlers struct {
 	conns     *connection.Service
 	apps      *oauthapp.Service
 	providers *authprovider.Service
+	jobs      *jobs.Service
 	log       *slog.Logger
 	loaded    time.Time
 }
@@ -37,7 +38,7 @@ type Services struct {
 
 // Register adds the native routes to api.
 func Register(api huma.API, svc Services, log *slog.Logger) {
-	h := &Handlers{conns: svc.Connections, apps: svc.Apps, providers: svc.Providers, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
+	h := &Handlers{conns: svc.Connections, apps: svc.Apps, providers: svc.Providers, jobs: svc.Jobs, log: log, loaded: time.Now().UTC().Truncate(time.Second)}
 	h.registerOAuthApps(api)
 	h.registerAuthProviders(api)
 	if svc.Execute != nil {
