@@ -226,6 +226,27 @@ test("5. invalid create -> AirweaveSDK.UnprocessableEntityError with detail[]", 
   assert422(missing, "missing short_name");
 });
 
+test("5b. run, getSourceConnectionJobs, cancelJob, collections.search (issue #7)", async () => {
+  const id = need(state.connectionId, "connection created");
+  const col = need(state.collection, "collection created");
+  const job = await client.sourceConnections.run(id, {}, opts);
+  assert.equal(job.source_connection_id, id);
+  assert.ok(["created", "pending", "running", "completed"].includes(job.status), `run status ${job.status}`);
+  const jobs = await client.sourceConnections.getSourceConnectionJobs(id, {}, opts);
+  assert.ok(Array.isArray(jobs) && jobs.some((j) => j.id === job.id), "the run is listed");
+  // Cancel: 200 while the job is pending or running, 409 once it has ended.
+  try {
+    const c = await client.sourceConnections.cancelJob(id, job.id, opts);
+    assert.ok(["cancelling", "cancelled"].includes(c.status), `cancel status ${c.status}`);
+  } catch (err) {
+    assert.ok(err instanceof AirweaveSDKError && err.statusCode === 409, `cancel failed: ${err}`);
+  }
+  const res = await client.collections.search(col.readable_id, { query: "anything" }, opts);
+  assert.ok(Array.isArray(res.results), "search results array");
+  const legacy = await client.collections.searchGetLegacy(col.readable_id, { query: "anything" }, opts);
+  assert.ok(Array.isArray(legacy.results) && ["success", "no_results"].includes(legacy.status));
+});
+
 test("6. get of an unknown connection id -> AirweaveSDKError 404", async () => {
   const err = await rejects(client.sourceConnections.get(randomUUID(), opts), "unknown id");
   assert404(err, "unknown id");

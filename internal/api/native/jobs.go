@@ -148,29 +148,65 @@ func RegisterJobs(api huma.API, svc *jobs.Service, h *Handlers) {
 			}
 			return out, nil
 		})
+	search := func(ctx context.Context, rid, query string, limit int) (*struct{ Body map[string]any }, error) {
+		p, err := shared.Principal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		hits, err := svc.Search(ctx, p.OrganizationID, rid, query, limit)
+		if err != nil {
+			return nil, err
+		}
+		out := []SearchHit{}
+		for _, h := range hits {
+			out = append(out, SearchHit{Source: h.Source, EntityType: h.EntityType, UpstreamID: h.UpstreamID, SourceConnectionID: h.SourceConnectionID,
+				Title: h.Title, Snippet: h.Snippet, Score: h.Score})
+		}
+		status := "success"
+		if len(out) == 0 {
+			status = "no_results"
+		}
+		return &struct{ Body map[string]any }{Body: map[string]any{"results": out, "response_type": "raw", "status": status}}, nil
+	}
 	shared.Register(api, h.log, op("search-collection", http.MethodGet, "/collections/{readable_id}/search", "Full-text search over a collection's records", "collections"),
 		func(ctx context.Context, in *struct {
 			ReadableID string `path:"readable_id"`
 			Query      string `query:"query"`
 			Limit      int    `query:"limit" minimum:"1" maximum:"100" default:"20"`
 		}) (*struct{ Body map[string]any }, error) {
-			p, err := shared.Principal(ctx)
-			if err != nil {
-				return nil, err
-			}
-			hits, err := svc.Search(ctx, p.OrganizationID, in.ReadableID, in.Query, in.Limit)
-			if err != nil {
-				return nil, err
-			}
-			out := []SearchHit{}
-			for _, h := range hits {
-				out = append(out, SearchHit{Source: h.Source, EntityType: h.EntityType, UpstreamID: h.UpstreamID, SourceConnectionID: h.SourceConnectionID,
-					Title: h.Title, Snippet: h.Snippet, Score: h.Score})
-			}
-			status := "success"
-			if len(out) == 0 {
-				status = "no_results"
-			}
-			return &struct{ Body map[string]any }{Body: map[string]any{"results": out, "response_type": "raw", "status": status}}, nil
+			return search(ctx, in.ReadableID, in.Query, in.Limit)
 		})
+	shared.Register(api, h.log, op("search-collection-post", http.MethodPost, "/collections/{readable_id}/search", "Full-text search (Airweave SDK request shape)", "collections"),
+		func(ctx context.Context, in *struct {
+			ReadableID string `path:"readable_id"`
+			Body       SearchRequest
+		}) (*struct{ Body map[string]any }, error) {
+			limit := 20
+			if in.Body.Limit != nil {
+				limit = *in.Body.Limit
+			}
+			return search(ctx, in.ReadableID, in.Body.Query, limit)
+		})
+}
+
+// SearchRequest accepts the Airweave SDK's search bodies; only query and
+// limit change the full-text search, the other options are accepted.
+type SearchRequest struct {
+	Query                     string `json:"query"`
+	Limit                     *int   `json:"limit,omitempty" minimum:"1" maximum:"100"`
+	Offset                    *int   `json:"offset,omitempty" minimum:"0"`
+	RetrievalStrategy         string `json:"retrieval_strategy,omitempty"`
+	Filter                    any    `json:"filter,omitempty"`
+	TemporalRelevance         any    `json:"temporal_relevance,omitempty"`
+	ExpandQuery               any    `json:"expand_query,omitempty"`
+	InterpretFilters          any    `json:"interpret_filters,omitempty"`
+	Rerank                    any    `json:"rerank,omitempty"`
+	GenerateAnswer            any    `json:"generate_answer,omitempty"`
+	ScoreThreshold            any    `json:"score_threshold,omitempty"`
+	ResponseType              string `json:"response_type,omitempty"`
+	SearchMethod              string `json:"search_method,omitempty"`
+	RecencyBias               any    `json:"recency_bias,omitempty"`
+	ExpansionStrategy         string `json:"expansion_strategy,omitempty"`
+	EnableReranking           any    `json:"enable_reranking,omitempty"`
+	EnableQueryInterpretation any    `json:"enable_query_interpretation,omitempty"`
 }
