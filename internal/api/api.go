@@ -31,6 +31,7 @@ import (
 	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/jwtauth"
+	"github.com/valetkey/valetkey/internal/webhooks"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
 )
@@ -52,6 +53,7 @@ type Deps struct {
 	Execute     *execute.Engine
 	Embedded    *emb.Service
 	Jobs        *jobs.Service
+	Webhooks    *webhooks.Service
 	Issuer      *jwtauth.Issuer
 	DB          Pinger
 	Logger      *slog.Logger
@@ -123,7 +125,7 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs}, d.Logger)
+	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs, Webhooks: d.Webhooks}, d.Logger)
 	if d.Embedded != nil {
 		embedded.Register(api, embedded.Services{Embedded: d.Embedded, Connections: d.Connections, Apps: d.Apps, Execute: d.Execute, Issuer: d.Issuer}, d.Logger)
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/riverqueue/river"
+
 	"github.com/valetkey/valetkey/internal/api"
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/catalog"
@@ -30,6 +32,7 @@ import (
 	"github.com/valetkey/valetkey/internal/store/sqlstore"
 	"github.com/valetkey/valetkey/internal/tenant"
 	"github.com/valetkey/valetkey/internal/vault"
+	"github.com/valetkey/valetkey/internal/webhooks"
 )
 
 // App is a running set of Valetkey components.
@@ -49,6 +52,7 @@ type App struct {
 	Embedded    *embedded.Service
 	Jobs        *jobs.Service
 	Queue       *jobs.Queue
+	Webhooks    *webhooks.Service
 
 	publicURL atomic.Value // string
 }
@@ -100,6 +104,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a := &App{Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat, Tenants: tenant.New(st)}
 	a.SetPublicURL(cfg.PublicURL)
 	a.Apps = oauthapp.New(st, cat, v)
+	a.Webhooks = webhooks.New(st, v, log)
 	ropt := cfg.Refresh
 	if cfg.RefreshLeaseTTL > 0 {
 		ropt.LeaseTTL = cfg.RefreshLeaseTTL
@@ -113,6 +118,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if cfg.Clock != nil {
 		ropt.Now = cfg.Clock
 	}
+	ropt.OnNeedsReauth = func(ctx context.Context, orgID, connectionID, reason string) {
+		a.Webhooks.Emit(ctx, orgID, "source_connection.needs_reauth", map[string]any{"source_connection_id": connectionID, "reason": reason})
+	}
 	a.Refresh = refresh.New(st, cat, refresh.ClientFunc(func(ctx context.Context, orgID, shortName string) (oauth.Client, error) {
 		reg, err := a.Apps.For(ctx, orgID, shortName)
 		return reg.Client, err
@@ -124,12 +132,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	}
 	a.Providers = authprovider.New(st, v, popt)
 	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log,
-		Now: cfg.Clock, Providers: a.Providers})
+		Now: cfg.Clock, Providers: a.Providers, Events: a.Webhooks})
 	a.Execute = execute.New(a.Connections, execute.Options{})
 	a.Issuer = jwtauth.New(st, v, a.PublicURL, cfg.Clock)
 	a.Embedded = embedded.New(st, a.Tenants, a.Issuer, a.PublicURL, cfg.Clock)
 	a.Jobs = jobs.New(st, a.Connections, a.Execute, v, log, cfg.Clock)
-	qopt := jobs.QueueOptions{PollInterval: cfg.JobPollInterval}
+	a.Jobs.SetEvents(a.Webhooks)
+	qopt := jobs.QueueOptions{PollInterval: cfg.JobPollInterval, Register: []func(*river.Workers){a.Webhooks.Register}, RetryPolicy: cfg.RetryPolicy}
 	if st.Flavor() == "sqlite" {
 		a.Queue, err = jobs.NewSQLiteQueue(ctx, st.WriterDB(), a.Jobs, log, qopt)
 	} else {
@@ -140,6 +149,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	a.Jobs.SetQueue(a.Queue)
+	a.Webhooks.SetQueue(a.Queue)
 	return a, nil
 }
 
@@ -173,7 +183,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

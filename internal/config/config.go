@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/riverqueue/river"
 
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/refresh"
@@ -51,6 +52,8 @@ type Config struct {
 	// Providers holds auth-provider client options only code can set (token
 	// margin, retry tuning); the base URLs above are copied into it.
 	Providers authprovider.Options `env:"-"`
+	// RetryPolicy overrides the job queue's backoff (tests).
+	RetryPolicy river.ClientRetryPolicy `env:"-"`
 	// Clock, when set, replaces time.Now for the refresh engine and OAuth
 	// flows (tests).
 	Clock func() time.Time `env:"-"`

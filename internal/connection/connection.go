@@ -88,6 +88,20 @@ type Options struct {
 	Now func() time.Time
 	// Providers reads credentials held by auth providers.
 	Providers Providers
+	// Events hears of connections created and needing re-authorization.
+	Events Events
+}
+
+// Events receives what happened (webhooks).
+type Events interface {
+	Emit(ctx context.Context, orgID, event string, data map[string]any)
+}
+
+func (s *Service) emit(ctx context.Context, orgID, event string, c store.SourceConnection) {
+	if s.opt.Events != nil {
+		s.opt.Events.Emit(context.WithoutCancel(ctx), orgID, event, map[string]any{"source_connection_id": c.ID, "short_name": c.ShortName,
+			"status": c.Status, "readable_collection_id": c.CollectionRID})
+	}
 }
 
 // Service implements source connections and collections.
@@ -240,6 +254,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 	if err := s.st.CreateConnection(ctx, conn, cred); err != nil {
 		return View{}, err
 	}
+	s.emit(ctx, orgID, "source_connection.created", conn)
 	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: cred.ExpiresAt}, nil
 }
 

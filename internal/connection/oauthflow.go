@@ -95,6 +95,7 @@ func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catal
 		_ = s.st.DeleteConnection(context.WithoutCancel(ctx), orgID, conn.ID)
 		return View{}, err
 	}
+	s.emit(ctx, orgID, "source_connection.created", conn)
 	return View{SourceConnection: conn, AuthURL: s.opt.PublicURL() + AuthorizePath + code, AuthURLExpires: &sess.ExpiresAt, RedirectURL: in.RedirectURL}, nil
 }
 
@@ -255,6 +256,7 @@ func (s *Service) CreateFromSecret(ctx context.Context, orgID, workspaceID, shor
 	if err := s.st.CreateConnection(ctx, conn, cred); err != nil {
 		return View{}, err
 	}
+	s.emit(ctx, orgID, "source_connection.created", conn)
 	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: exp}, nil
 }
 

@@ -89,6 +89,7 @@ func (s *Service) createProviderBacked(ctx context.Context, orgID string, src *c
 	if err := s.st.CreateConnection(ctx, conn, nil); err != nil {
 		return View{}, err
 	}
+	s.emit(ctx, orgID, "source_connection.created", conn)
 	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: acct.ExpiresAt}, nil
 }
 
@@ -104,11 +105,15 @@ func (s *Service) freshFromProvider(ctx context.Context, conn store.SourceConnec
 		return refresh.Fresh{}, err
 	}
 	if acct.Broken != "" {
-		if _, uerr := s.st.UpdateConnection(ctx, conn.OrganizationID, conn.ID, func(c *store.SourceConnection) (*store.Credential, error) {
+		updated, uerr := s.st.UpdateConnection(ctx, conn.OrganizationID, conn.ID, func(c *store.SourceConnection) (*store.Credential, error) {
 			c.Status, c.ModifiedAt = store.StatusNeedsReauth, s.now()
 			return nil, nil
-		}); uerr != nil {
+		})
+		if uerr != nil {
 			return refresh.Fresh{}, uerr
+		}
+		if conn.Status != store.StatusNeedsReauth {
+			s.emit(ctx, conn.OrganizationID, "source_connection.needs_reauth", updated)
 		}
 		return refresh.Fresh{}, apperr.BadRequest("Token refresh failed: %s", acct.Broken)
 	}

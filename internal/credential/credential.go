@@ -121,6 +121,10 @@ func ADFor(table, orgID, id string) []byte {
 		return vault.AD("signing_key", orgID, id)
 	case store.TableOAuthSecrets:
 		return vault.AD("oauth_secret", orgID, id)
+	case store.TableSyncJobs:
+		return vault.AD("sync_job", orgID, id)
+	case store.TableWebhooks:
+		return vault.AD("webhook", orgID, id)
 	default:
 		return vault.CredentialAD(orgID, id)
 	}

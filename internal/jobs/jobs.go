@@ -57,7 +57,8 @@ type Service struct {
 	sealer credential.Sealer
 	log    *slog.Logger
 	now    func() time.Time
-	queue  func(ctx context.Context, a SyncArgs) error
+	queue  *Queue
+	events Events
 	// MaxPages bounds one entity's pages in one run.
 	MaxPages int
 }
@@ -71,7 +72,15 @@ func New(st Store, conns Connections, exec Executor, c credential.Cipher, log *s
 }
 
 // SetQueue attaches the queue jobs are enqueued on.
-func (s *Service) SetQueue(q *Queue) { s.queue = q.insert }
+func (s *Service) SetQueue(q *Queue) { s.queue = q }
+
+// Events receives what happened (webhooks).
+type Events interface {
+	Emit(ctx context.Context, orgID, event string, data map[string]any)
+}
+
+// SetEvents attaches the event sink.
+func (s *Service) SetEvents(e Events) { s.events = e }
 
 func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
@@ -117,7 +126,7 @@ func (s *Service) Run(ctx context.Context, orgID, connID string, force bool, ove
 	if s.queue == nil {
 		return j, errors.New("jobs: no queue attached")
 	}
-	if err := s.queue(ctx, SyncArgs{JobID: j.ID, OrganizationID: orgID}); err != nil {
+	if err := s.queue.Insert(ctx, SyncArgs{JobID: j.ID, OrganizationID: orgID}, nil); err != nil {
 		_, _ = s.finish(context.WithoutCancel(ctx), orgID, j.ID, store.JobFailed, "could not enqueue the job", "internal")
 		return store.SyncJob{}, err
 	}
@@ -256,7 +265,16 @@ func (s *Service) run(ctx context.Context, a SyncArgs) error {
 		return err
 	}
 	status, msg, category := s.sync(ctx, j, override)
-	_, err = s.finish(context.WithoutCancel(ctx), j.OrganizationID, j.ID, status, msg, category)
+	done, err := s.finish(context.WithoutCancel(ctx), j.OrganizationID, j.ID, status, msg, category)
+	if err == nil && s.events != nil && (status == store.JobCompleted || status == store.JobFailed) {
+		event := "sync.completed"
+		if status == store.JobFailed {
+			event = "sync.failed"
+		}
+		s.events.Emit(context.WithoutCancel(ctx), j.OrganizationID, event, map[string]any{"job_id": done.ID, "source_connection_id": done.SourceConnectionID,
+			"status": done.Status, "entities_inserted": done.Inserted, "entities_updated": done.Updated, "entities_deleted": done.Deleted,
+			"entities_kept": done.Kept, "error": done.Error, "error_category": done.ErrorCategory})
+	}
 	return err
 }
 

@@ -41,7 +41,7 @@ func (w *syncWorker) Work(ctx context.Context, j *river.Job[SyncArgs]) error {
 
 // Queue is the River client, whichever the database.
 type Queue struct {
-	insert func(ctx context.Context, a SyncArgs) error
+	insert func(ctx context.Context, a river.JobArgs, o *river.InsertOpts) error
 	start  func(ctx context.Context) error
 	stop   func(ctx context.Context) error
 	closer func()
@@ -51,6 +51,10 @@ type Queue struct {
 type QueueOptions struct {
 	Workers      int           // default 4
 	PollInterval time.Duration // default 1s (tests: shorter)
+	// Register adds more workers (e.g. webhook delivery).
+	Register []func(*river.Workers)
+	// RetryPolicy overrides River's backoff (tests: short delays).
+	RetryPolicy river.ClientRetryPolicy
 }
 
 func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc *Service, log *slog.Logger, o QueueOptions) (*Queue, error) {
@@ -63,6 +67,9 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &syncWorker{svc: svc})
+	for _, r := range o.Register {
+		r(workers)
+	}
 	if o.Workers == 0 {
 		o.Workers = 4
 	}
@@ -81,12 +88,16 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 		// keyed, so nothing is duplicated).
 		RescueStuckJobsAfter: 2 * time.Minute,
 		MaxAttempts:          5,
+		RetryPolicy:          o.RetryPolicy,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: river client: %w", err)
 	}
 	return &Queue{
-		insert: func(ctx context.Context, a SyncArgs) error { _, err := client.Insert(ctx, a, nil); return err },
+		insert: func(ctx context.Context, a river.JobArgs, opts *river.InsertOpts) error {
+			_, err := client.Insert(ctx, a, opts)
+			return err
+		},
 		start:  client.Start,
 		stop:   client.Stop,
 	}, nil
@@ -112,6 +123,9 @@ func NewPostgresQueue(ctx context.Context, url string, svc *Service, log *slog.L
 	q.closer = pool.Close
 	return q, nil
 }
+
+// Insert enqueues a job.
+func (q *Queue) Insert(ctx context.Context, a river.JobArgs, o *river.InsertOpts) error { return q.insert(ctx, a, o) }
 
 // Start begins working jobs.
 func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }

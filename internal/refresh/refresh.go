@@ -73,6 +73,9 @@ type Options struct {
 	Owner string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// OnNeedsReauth, when set, hears of a connection the engine just
+	// marked needs_reauth.
+	OnNeedsReauth func(ctx context.Context, orgID, connectionID, reason string)
 }
 
 func (o *Options) defaults() {
@@ -375,6 +378,9 @@ func (e *Engine) fail(ctx context.Context, conn store.SourceConnection, cur stor
 		}
 		e.log.WarnContext(ctx, "token refresh refused; connection needs re-authorization", "source_connection_id", conn.ID,
 			"source", conn.ShortName, "error_code", oe.Code, "http_status", oe.Status)
+		if e.opt.OnNeedsReauth != nil {
+			e.opt.OnNeedsReauth(context.WithoutCancel(ctx), conn.OrganizationID, conn.ID, oe.Code)
+		}
 		code := oe.Code
 		if code == "" {
 			code = fmt.Sprintf("http_%d", oe.Status)

@@ -161,6 +161,32 @@ func (j SyncJob) Active() bool {
 	return false
 }
 
+// Webhook is an organization's subscription; its signing secret is sealed.
+type Webhook struct {
+	ID             string
+	OrganizationID string
+	URL            string
+	Events         []string
+	Ciphertext     []byte
+	KeyID          uint32
+	CreatedAt      time.Time
+}
+
+// WebhookDelivery is one event sent (or being sent) to one subscription.
+type WebhookDelivery struct {
+	ID             string
+	OrganizationID string
+	WebhookID      string
+	Event          string
+	Payload        string
+	Status         string // pending | delivered | failed
+	Attempts       int
+	LastStatus     int
+	LastError      string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
 // Record is one upstream object synced into a collection.
 type Record struct {
 	ID                 string
@@ -292,10 +318,11 @@ const (
 	TableSigningKeys   = "signing_keys"
 	TableOAuthSecrets  = "oauth_secrets"
 	TableSyncJobs      = "sync_jobs"
+	TableWebhooks      = "webhooks"
 )
 
 // SealedTables lists every table with ciphertexts.
-var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders, TableSigningKeys, TableOAuthSecrets, TableSyncJobs}
+var SealedTables = []string{TableCredentials, TableOAuthApps, TableOAuthSessions, TableAuthProviders, TableSigningKeys, TableOAuthSecrets, TableSyncJobs, TableWebhooks}
 
 // RefreshCandidate is a credential the sweeper should refresh soon.
 type RefreshCandidate struct {
@@ -443,6 +470,15 @@ type Store interface {
 	DeleteUnseenRecords(ctx context.Context, connectionID, entityType, jobID string) (int, error)
 	CountRecords(ctx context.Context, orgID, collectionID string) (int, error)
 	SearchRecords(ctx context.Context, orgID, collectionID, query string, limit int) ([]SearchHit, error)
+
+	CreateWebhook(ctx context.Context, w Webhook) error
+	GetWebhook(ctx context.Context, orgID, id string) (Webhook, error)
+	ListWebhooks(ctx context.Context, orgID string) ([]Webhook, error)
+	DeleteWebhook(ctx context.Context, orgID, id string) error
+	CreateDelivery(ctx context.Context, d WebhookDelivery) error
+	GetDelivery(ctx context.Context, id string) (WebhookDelivery, error)
+	UpdateDelivery(ctx context.Context, d WebhookDelivery) error
+	ListDeliveries(ctx context.Context, orgID, webhookID string, limit int) ([]WebhookDelivery, error)
 
 	CreateOAuthSecret(ctx context.Context, s OAuthSecret) error
 	// UseOAuthSecret marks a secret used and returns it, if it is the

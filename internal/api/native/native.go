@@ -15,6 +15,7 @@ import (
 	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/oauthapp"
+	"github.com/valetkey/valetkey/internal/webhooks"
 )
 
 // Handlers serves the native routes.
@@ -34,6 +35,7 @@ type Services struct {
 	Providers   *authprovider.Service
 	Execute     *execute.Engine
 	Jobs        *jobs.Service
+	Webhooks    *webhooks.Service
 }
 
 // Register adds the native routes to api.
@@ -46,6 +48,9 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	}
 	if svc.Jobs != nil {
 		RegisterJobs(api, svc.Jobs, h)
+	}
+	if svc.Webhooks != nil {
+		RegisterWebhooks(api, svc.Webhooks, h)
 	}
 	h.registerCollections(api)
 	h.registerSources(api)
