@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -212,6 +214,9 @@ func TestSyncImmediatelyAndRefreshAll(t *testing.T) {
 	e.mu.Lock()
 	e.extra["injected-hubspot-token"] = true
 	e.mu.Unlock()
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer recv.Close()
+	hook := s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": recv.URL, "events": []string{"sync.completed", "sync.failed"}}).Map(t)["id"].(string)
 	wantStatus(t, s.Do(t, s.Key, "POST", "/collections", map[string]any{"name": "CRM", "readable_id": "crm"}), 200)
 	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "HubSpot Now", "short_name": "hubspot", "readable_collection_id": "crm",
 		"authentication": map[string]any{"access_token": "injected-hubspot-token"}, "sync_immediately": true})
@@ -232,4 +237,23 @@ func TestSyncImmediatelyAndRefreshAll(t *testing.T) {
 		t.Fatalf("refresh_all job = %v", done)
 	}
 	wantStatus(t, s.Do(t, s.Key, "POST", "/collections/nope/refresh_all", nil), 404)
+	// Both runs produced a sync.completed delivery.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ds []map[string]any
+		s.Do(t, s.Key, "GET", "/webhooks/"+hook+"/deliveries", nil).JSON(t, &ds)
+		delivered := 0
+		for _, d := range ds {
+			if d["event"] == "sync.completed" && d["status"] == "delivered" {
+				delivered++
+			}
+		}
+		if delivered == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries = %v", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -1,0 +1,110 @@
+package api_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/valetkey/valetkey/internal/config"
+	"github.com/valetkey/valetkey/internal/testkit"
+)
+
+// quickRetry retries failed jobs after 100ms (River's real backoff spans a day).
+type quickRetry struct{}
+
+func (quickRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(100 * time.Millisecond) }
+
+type received struct {
+	body    []byte
+	headers http.Header
+}
+
+func TestWebhooksSignedAndRetried(t *testing.T) {
+	s := testkit.NewServer(t, testkit.SQLiteURL(t), func(c *config.Config) { c.RetryPolicy = quickRetry{} })
+	var mu sync.Mutex
+	var got []received
+	failures := 2
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, received{body: b, headers: r.Header.Clone()})
+		if failures > 0 {
+			failures--
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+
+	wantLocs(t, s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": "not a url", "events": []string{"sync.done"}}), "body.url", "body.events.0")
+	r := s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": recv.URL + "/hook", "events": []string{"source_connection.created"}})
+	wantStatus(t, r, 200)
+	hook := r.Map(t)
+	secret := hook["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("secret = %q", secret)
+	}
+	var list []map[string]any
+	s.Do(t, s.Key, "GET", "/webhooks", nil).JSON(t, &list)
+	if len(list) != 1 || list[0]["secret"] != nil {
+		t.Fatalf("list shows the secret or misses the hook: %v", list)
+	}
+
+	// An event: a connection is created with a token that must not appear in the payload.
+	r = s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Hooked Asana", "short_name": "asana",
+		"auth_fields": map[string]any{"access_token": "LEAKCANARYHookTokenQ7Z9"}})
+	wantStatus(t, r, 200)
+	connID := r.Map(t)["id"].(string)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receiver got %d attempts, want 3 (2 failures, then success)", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, g := range got[:3] {
+		if err := wh.Verify(g.body, g.headers); err != nil {
+			t.Fatalf("attempt %d: signature does not verify with the standard-webhooks library: %v", i, err)
+		}
+		if strings.Contains(string(g.body), "LEAKCANARY") || strings.Contains(string(g.body), secret) {
+			t.Fatalf("secret in payload: %s", g.body)
+		}
+	}
+	if got[0].headers.Get("webhook-id") != got[2].headers.Get("webhook-id") || !strings.Contains(string(got[0].body), connID) ||
+		!strings.Contains(string(got[0].body), `"type":"source_connection.created"`) {
+		t.Fatalf("payload = %s", got[0].body)
+	}
+	// A tampered body fails verification (the check can fail).
+	if wh.Verify(append([]byte(nil), append(got[2].body, ' ')...), got[2].headers) == nil {
+		t.Fatal("a tampered payload verified")
+	}
+	var deliveries []map[string]any
+	s.Do(t, s.Key, "GET", "/webhooks/"+hook["id"].(string)+"/deliveries", nil).JSON(t, &deliveries)
+	if len(deliveries) != 1 || deliveries[0]["status"] != "delivered" || deliveries[0]["attempts"] != float64(3) {
+		t.Fatalf("deliveries = %v", deliveries)
+	}
+	wantStatus(t, s.Do(t, s.Key, "DELETE", "/webhooks/"+hook["id"].(string), nil), 204)
+	wantStatus(t, s.Do(t, s.NewOrgKey(t, "other"), "GET", "/webhooks/"+hook["id"].(string)+"/deliveries", nil), 404)
+}
