@@ -31,9 +31,9 @@ import (
 	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/jwtauth"
-	"github.com/valetkey/valetkey/internal/webhooks"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
+	"github.com/valetkey/valetkey/internal/webhooks"
 )
 
 // Version is reported in the OpenAPI document.

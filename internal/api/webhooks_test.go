@@ -19,7 +19,9 @@ import (
 // quickRetry retries failed jobs after 100ms (River's real backoff spans a day).
 type quickRetry struct{}
 
-func (quickRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(100 * time.Millisecond) }
+func (quickRetry) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(100 * time.Millisecond)
+}
 
 type received struct {
 	body    []byte

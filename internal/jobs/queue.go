@@ -98,8 +98,8 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 			_, err := client.Insert(ctx, a, opts)
 			return err
 		},
-		start:  client.Start,
-		stop:   client.Stop,
+		start: client.Start,
+		stop:  client.Stop,
 	}, nil
 }
 
@@ -125,7 +125,9 @@ func NewPostgresQueue(ctx context.Context, url string, svc *Service, log *slog.L
 }
 
 // Insert enqueues a job.
-func (q *Queue) Insert(ctx context.Context, a river.JobArgs, o *river.InsertOpts) error { return q.insert(ctx, a, o) }
+func (q *Queue) Insert(ctx context.Context, a river.JobArgs, o *river.InsertOpts) error {
+	return q.insert(ctx, a, o)
+}
 
 // Start begins working jobs.
 func (q *Queue) Start(ctx context.Context) error { return q.start(ctx) }

@@ -134,7 +134,9 @@ func known(e string) bool {
 }
 
 // List returns the organization's subscriptions.
-func (s *Service) List(ctx context.Context, orgID string) ([]store.Webhook, error) { return s.st.ListWebhooks(ctx, orgID) }
+func (s *Service) List(ctx context.Context, orgID string) ([]store.Webhook, error) {
+	return s.st.ListWebhooks(ctx, orgID)
+}
 
 // Delete removes a subscription.
 func (s *Service) Delete(ctx context.Context, orgID, id string) error {
