@@ -78,7 +78,7 @@ func builtinWithEndpoints(t *testing.T, dir, name, authorize, token, apiBase str
 
 func newExecEnv(t *testing.T) *execEnv { return newExecEnvOn(t, testkit.SQLiteURL(t)) }
 
-func newExecEnvOn(t *testing.T, dbURL string) *execEnv {
+func newExecEnvOn(t *testing.T, dbURL string, mutate ...func(*config.Config)) *execEnv {
 	t.Helper()
 	e := &execEnv{rejected: map[string]bool{}, extra: map[string]bool{}}
 	e.as = oauthserver.New(t, oauthserver.Options{ClientAuth: "header", Scopes: []string{"read"}})
@@ -88,11 +88,11 @@ func newExecEnvOn(t *testing.T, dbURL string) *execEnv {
 	builtinWithEndpoints(t, dir, "hubspot", e.as.AuthorizeURL(), e.as.TokenURL(), e.hs.URL)
 	builtinWithEndpoints(t, dir, "github", e.as.AuthorizeURL(), e.as.TokenURL(), e.gh.URL)
 	e.pd = pipedream.New(t, "pd-client", "pd-secret")
-	e.s = testkit.NewServer(t, dbURL, func(c *config.Config) {
+	e.s = testkit.NewServer(t, dbURL, append([]func(*config.Config){func(c *config.Config) {
 		c.CatalogDir = dir
 		c.PipedreamBaseURL = e.pd.URL
 		c.Refresh = refresh.Options{Backoff: 5 * time.Millisecond}
-	})
+	}}, mutate...)...)
 	e.as.SetRedirectURIs(e.s.URL + "/oauth/callback")
 	e.browser = &testkit.OAuthEnv{AS: e.as, S: e.s, Clock: &testkit.Clock{}, Browser: testkit.NoRedirectClient()}
 	for _, src := range []string{"hubspot", "github"} {

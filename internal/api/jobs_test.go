@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/testkit"
 )
 
@@ -255,5 +256,64 @@ func TestSyncImmediatelyAndRefreshAll(t *testing.T) {
 			t.Fatalf("deliveries = %v", ds)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCronScheduleFiresOnceAcrossReplicas: two replicas on one database
+// tick often; a schedule matching every minute starts exactly one run per
+// minute.
+func TestCronScheduleFiresOnceAcrossReplicas(t *testing.T) {
+	clock := &testkit.Clock{}
+	ticking := func(c *config.Config) { c.Clock, c.ScheduleTick = clock.Now, 50*time.Millisecond }
+	e := newExecEnvOn(t, testkit.SQLiteURL(t), ticking)
+	e.hs.Seed("companies", 2)
+	e.mu.Lock()
+	e.extra["scheduled-token"] = true
+	e.mu.Unlock()
+	s := e.s
+	// Two more replicas on the same database and keyset, all ticking every
+	// 50ms on a shared test clock.
+	replicas := []*testkit.Server{s}
+	for i := 0; i < 2; i++ {
+		replicas = append(replicas, testkit.NewServer(t, s.App.Config.DatabaseURL, ticking, func(c *config.Config) {
+			c.KeysetFile, c.CatalogDir = s.App.Config.KeysetFile, s.App.Config.CatalogDir
+		}))
+	}
+	wantLocs(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Bad Cron", "short_name": "hubspot",
+		"authentication": map[string]any{"access_token": "scheduled-token"}, "schedule": map[string]any{"cron": "every minute"}}), "body.schedule.cron")
+	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Scheduled", "short_name": "hubspot",
+		"authentication": map[string]any{"access_token": "scheduled-token"}, "schedule": map[string]any{"cron": "* * * * *"}})
+	wantStatus(t, r, 200)
+	id := r.Map(t)["id"].(string)
+	jobsFor := func() int {
+		var list []map[string]any
+		s.Do(t, s.Key, "GET", "/source-connections/"+id+"/jobs", nil).JSON(t, &list)
+		return len(list)
+	}
+	waitJobs := func(n int) {
+		deadline := time.Now().Add(20 * time.Second)
+		for jobsFor() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d jobs, want %d", jobsFor(), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Ticks also run by hand on every replica; still one run per minute.
+	for _, rep := range replicas {
+		if _, err := rep.App.Jobs.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitJobs(1)
+	time.Sleep(500 * time.Millisecond) // ~10 more ticks per replica within the same minute
+	if n := jobsFor(); n != 1 {
+		t.Fatalf("%d runs in one minute across replicas, want 1", n)
+	}
+	clock.Advance(time.Minute)
+	waitJobs(2)
+	time.Sleep(500 * time.Millisecond)
+	if n := jobsFor(); n != 2 {
+		t.Fatalf("%d runs after two minutes, want 2", n)
 	}
 }

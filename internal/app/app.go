@@ -138,7 +138,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Embedded = embedded.New(st, a.Tenants, a.Issuer, a.PublicURL, cfg.Clock)
 	a.Jobs = jobs.New(st, a.Connections, a.Execute, v, log, cfg.Clock)
 	a.Jobs.SetEvents(a.Webhooks)
-	qopt := jobs.QueueOptions{PollInterval: cfg.JobPollInterval, Register: []func(*river.Workers){a.Webhooks.Register}, RetryPolicy: cfg.RetryPolicy}
+	a.Jobs.SetScheduleStore(st)
+	qopt := jobs.QueueOptions{PollInterval: cfg.JobPollInterval, Register: []func(*river.Workers){a.Webhooks.Register}, RetryPolicy: cfg.RetryPolicy, TickInterval: cfg.ScheduleTick}
 	if st.Flavor() == "sqlite" {
 		a.Queue, err = jobs.NewSQLiteQueue(ctx, st.WriterDB(), a.Jobs, log, qopt)
 	} else {

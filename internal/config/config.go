@@ -37,6 +37,8 @@ type Config struct {
 	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
 	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"8"`
 
+	// ScheduleTick is how often cron schedules are checked (default 20s).
+	ScheduleTick time.Duration `env:"VALETKEY_SCHEDULE_TICK"`
 	// JobPollInterval is how often workers look for new jobs (default 1s).
 	JobPollInterval time.Duration `env:"VALETKEY_JOB_POLL_INTERVAL"`
 

@@ -205,6 +205,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 	var errs []apperr.FieldError
 	errs = append(errs, checkName(in.Name, []any{"body", "name"})...)
 	errs = append(errs, checkDescription(in.Description)...)
+	errs = append(errs, checkSchedule(in.Schedule)...)
 	config, cerrs := checkConfig(src, in.Config, in.ConfigLoc, false)
 	errs = append(errs, cerrs...)
 
@@ -428,6 +429,7 @@ func (s *Service) Update(ctx context.Context, orgID, id string, in UpdateInput) 
 			c.Config, _ = json.Marshal(merged)
 		}
 		if in.Schedule != nil {
+			errs = append(errs, checkSchedule(in.Schedule)...)
 			c.Schedule = in.Schedule
 		}
 		var cred *store.Credential

@@ -59,6 +59,7 @@ type Service struct {
 	now    func() time.Time
 	queue  *Queue
 	events Events
+	sched  ScheduleStore
 	// MaxPages bounds one entity's pages in one run.
 	MaxPages int
 }
@@ -70,6 +71,9 @@ func New(st Store, conns Connections, exec Executor, c credential.Cipher, log *s
 	}
 	return &Service{st: st, conns: conns, exec: exec, sealer: credential.Sealer{C: c}, log: log, now: now, MaxPages: 10000}
 }
+
+// SetScheduleStore enables Tick.
+func (s *Service) SetScheduleStore(st ScheduleStore) { s.sched = st }
 
 // SetQueue attaches the queue jobs are enqueued on.
 func (s *Service) SetQueue(q *Queue) { s.queue = q }

@@ -55,6 +55,9 @@ type QueueOptions struct {
 	Register []func(*river.Workers)
 	// RetryPolicy overrides River's backoff (tests: short delays).
 	RetryPolicy river.ClientRetryPolicy
+	// TickInterval is how often the scheduler looks at cron schedules
+	// (default 20s; schedules have minute resolution).
+	TickInterval time.Duration
 }
 
 func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc *Service, log *slog.Logger, o QueueOptions) (*Queue, error) {
@@ -67,6 +70,10 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &syncWorker{svc: svc})
+	river.AddWorker(workers, &tickWorker{svc: svc})
+	if o.TickInterval == 0 {
+		o.TickInterval = 20 * time.Second
+	}
 	for _, r := range o.Register {
 		r(workers)
 	}
@@ -89,6 +96,11 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 		RescueStuckJobsAfter: 2 * time.Minute,
 		MaxAttempts:          5,
 		RetryPolicy:          o.RetryPolicy,
+		// The leader enqueues the scheduler's tick; ClaimScheduleTick makes a
+		// schedule fire once per minute whatever the number of replicas.
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(o.TickInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return TickArgs{}, &river.InsertOpts{MaxAttempts: 1} },
+			&river.PeriodicJobOpts{RunOnStart: true})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: river client: %w", err)

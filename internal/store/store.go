@@ -480,6 +480,13 @@ type Store interface {
 	UpdateDelivery(ctx context.Context, d WebhookDelivery) error
 	ListDeliveries(ctx context.Context, orgID, webhookID string, limit int) ([]WebhookDelivery, error)
 
+	// ListScheduledConnections returns connections (of every organization)
+	// that have a schedule, after afterID, for the scheduler.
+	ListScheduledConnections(ctx context.Context, afterID string, limit int) ([]SourceConnection, error)
+	// ClaimScheduleTick records that a connection's schedule fired for the
+	// given minute, if nobody did yet; it reports whether this caller won.
+	ClaimScheduleTick(ctx context.Context, connectionID string, minute time.Time) (bool, error)
+
 	CreateOAuthSecret(ctx context.Context, s OAuthSecret) error
 	// UseOAuthSecret marks a secret used and returns it, if it is the
 	// organization's, of that workspace and source, unused and unexpired;

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/valetkey/valetkey/internal/store"
 )
@@ -150,4 +151,21 @@ func (s *Store) DeleteConnection(ctx context.Context, orgID, id string) error {
 		}
 		return checkAffected(res, "source connection")
 	})
+}
+
+// ListScheduledConnections pages through connections with a schedule.
+func (s *Store) ListScheduledConnections(ctx context.Context, afterID string, limit int) ([]store.SourceConnection, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+connectionCols+connectionFrom+`WHERE sc.schedule IS NOT NULL AND sc.id > ? ORDER BY sc.id LIMIT ?`, afterID, limit)
+	return collect(s, rows, err, "list scheduled connections", scanConnection)
+}
+
+// ClaimScheduleTick is a compare-and-set on the last fired minute.
+func (s *Store) ClaimScheduleTick(ctx context.Context, connectionID string, minute time.Time) (bool, error) {
+	res, err := s.exec(ctx, s.w, `UPDATE source_connections SET schedule_last_fired = ?
+		WHERE id = ? AND (schedule_last_fired IS NULL OR schedule_last_fired < ?)`, utc(minute), connectionID, utc(minute))
+	if err != nil {
+		return false, s.wrap(err, "claim schedule tick")
+	}
+	n, err := res.RowsAffected()
+	return n == 1, s.wrap(err, "claim schedule tick")
 }
