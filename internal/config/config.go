@@ -37,6 +37,9 @@ type Config struct {
 	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
 	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"8"`
 
+	// JobRescueAfter: a job left running by a replica that died is handed
+	// to another worker after this long (default 2m).
+	JobRescueAfter time.Duration `env:"VALETKEY_JOB_RESCUE_AFTER"`
 	// ScheduleTick is how often cron schedules are checked (default 20s).
 	ScheduleTick time.Duration `env:"VALETKEY_SCHEDULE_TICK"`
 	// JobPollInterval is how often workers look for new jobs (default 1s).

@@ -55,6 +55,9 @@ type QueueOptions struct {
 	Register []func(*river.Workers)
 	// RetryPolicy overrides River's backoff (tests: short delays).
 	RetryPolicy river.ClientRetryPolicy
+	// RescueAfter hands a job a dead replica left running to another
+	// worker (default 2m).
+	RescueAfter time.Duration
 	// TickInterval is how often the scheduler looks at cron schedules
 	// (default 20s; schedules have minute resolution).
 	TickInterval time.Duration
@@ -71,6 +74,9 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &syncWorker{svc: svc})
 	river.AddWorker(workers, &tickWorker{svc: svc})
+	if o.RescueAfter == 0 {
+		o.RescueAfter = 2 * time.Minute
+	}
 	if o.TickInterval == 0 {
 		o.TickInterval = 20 * time.Second
 	}
@@ -93,7 +99,7 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], svc 
 		// A replica that died mid-run leaves its job running; River hands it
 		// to another worker after this long, and the sync resumes (upserts are
 		// keyed, so nothing is duplicated).
-		RescueStuckJobsAfter: 2 * time.Minute,
+		RescueStuckJobsAfter: o.RescueAfter,
 		MaxAttempts:          5,
 		RetryPolicy:          o.RetryPolicy,
 		// The leader enqueues the scheduler's tick; ClaimScheduleTick makes a
