@@ -40,18 +40,11 @@ func (h *handlers) connectors(api huma.API) {
 			SecretID       string `json:"server_side_oauth_secret_id" minLength:"1"`
 		}
 	}) (*struct{ Body connectorOut }, error) {
-		c, err := caller(ctx)
+		tg, err := h.resolve(ctx, in.Body.ConnectorType, in.Body.ExternalUserID, false)
 		if err != nil {
 			return nil, err
 		}
-		src, err := h.source(in.Body.ConnectorType)
-		if err != nil {
-			return nil, err
-		}
-		ws, err := h.workspaceFor(ctx, c, in.Body.ExternalUserID, false)
-		if err != nil {
-			return nil, err
-		}
+		c, src, ws := tg.caller, tg.src, tg.workspace
 		v, err := h.Connections.CreateFromSecret(ctx, c.OrganizationID, ws, src.ShortName, in.Body.Name, in.Body.SecretID)
 		if err != nil {
 			return nil, err

@@ -212,5 +212,27 @@ func (h *handlers) workspaceFor(ctx context.Context, c emb.Caller, externalUserI
 	return w.ID, err
 }
 
+// target is who acts, on which connector, in which workspace.
+type target struct {
+	caller    emb.Caller
+	src       *catalog.Source
+	workspace string
+}
+
+// resolve reads the caller, the connector type and the workspace of a
+// request that names an external user.
+func (h *handlers) resolve(ctx context.Context, connectorType, externalUserID string, create bool) (target, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return target{}, err
+	}
+	src, err := h.source(connectorType)
+	if err != nil {
+		return target{}, err
+	}
+	ws, err := h.workspaceFor(ctx, c, externalUserID, create)
+	return target{caller: c, src: src, workspace: ws}, err
+}
+
 // Execute reuses the native dialect's result shape.
 var executeOut = native.ExecuteOut

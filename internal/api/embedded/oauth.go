@@ -86,18 +86,11 @@ func (h *handlers) oauth(api huma.API) {
 				OAuthInputConfiguration map[string]any `json:"oauth_input_configuration,omitempty"`
 			}
 		}) (*struct{ Body map[string]string }, error) {
-			c, err := caller(ctx)
+			tg, err := h.resolve(ctx, in.Body.ConnectorType, in.Body.ExternalUserID, true)
 			if err != nil {
 				return nil, err
 			}
-			src, err := h.source(in.Body.ConnectorType)
-			if err != nil {
-				return nil, err
-			}
-			ws, err := h.workspaceFor(ctx, c, in.Body.ExternalUserID, true)
-			if err != nil {
-				return nil, err
-			}
+			c, src, ws := tg.caller, tg.src, tg.workspace
 			u, err := h.Connections.InitiateServerSide(ctx, c.OrganizationID, ws, src.ShortName, in.Body.RedirectURL, in.Body.OAuthInputConfiguration)
 			if err != nil {
 				return nil, err
