@@ -139,6 +139,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Jobs = jobs.New(st, a.Connections, a.Execute, v, log, cfg.Clock)
 	a.Jobs.SetEvents(a.Webhooks)
 	a.Jobs.SetScheduleStore(st)
+	if cfg.JobRescueAfter > 0 {
+		a.Jobs.RescueAfter = cfg.JobRescueAfter
+	}
 	qopt := jobs.QueueOptions{PollInterval: cfg.JobPollInterval, Register: []func(*river.Workers){a.Webhooks.Register}, RetryPolicy: cfg.RetryPolicy, TickInterval: cfg.ScheduleTick, RescueAfter: cfg.JobRescueAfter}
 	if st.Flavor() == "sqlite" {
 		a.Queue, err = jobs.NewSQLiteQueue(ctx, st.WriterDB(), a.Jobs, log, qopt)

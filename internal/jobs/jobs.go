@@ -33,6 +33,9 @@ type Store interface {
 	UpsertRecords(ctx context.Context, recs []store.Record, jobID string) (inserted, updated, kept int, err error)
 	DeleteUnseenRecords(ctx context.Context, connectionID, entityType, jobID string) (int, error)
 	SearchRecords(ctx context.Context, orgID, collectionID, query string, limit int) ([]store.SearchHit, error)
+	ClaimSyncJob(ctx context.Context, id, worker string, now, staleBefore time.Time) (bool, error)
+	HeartbeatSyncJob(ctx context.Context, id, worker string, now time.Time) (bool, error)
+	ListStaleSyncJobs(ctx context.Context, staleBefore time.Time, limit int) ([]store.SyncJob, error)
 }
 
 // Connections is what jobs need of the connection service.
@@ -62,6 +65,10 @@ type Service struct {
 	sched  ScheduleStore
 	// MaxPages bounds one entity's pages in one run.
 	MaxPages int
+	// worker names this process in job holds; RescueAfter is how long a
+	// hold lasts without a heartbeat before another worker may take over.
+	worker      string
+	RescueAfter time.Duration
 }
 
 // New returns a Service; attach a queue with SetQueue before Run.
@@ -69,7 +76,8 @@ func New(st Store, conns Connections, exec Executor, c credential.Cipher, log *s
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, conns: conns, exec: exec, sealer: credential.Sealer{C: c}, log: log, now: now, MaxPages: 10000}
+	return &Service{st: st, conns: conns, exec: exec, sealer: credential.Sealer{C: c}, log: log, now: now, MaxPages: 10000,
+		worker: uuid.NewString(), RescueAfter: 2 * time.Minute}
 }
 
 // SetScheduleStore enables Tick.
@@ -245,6 +253,15 @@ func (s *Service) run(ctx context.Context, a SyncArgs) error {
 	if !j.Active() {
 		return nil
 	}
+	// Hold the job: another worker (a duplicate or rescued queue entry)
+	// leaves it alone while this one heartbeats.
+	won, err := s.st.ClaimSyncJob(ctx, j.ID, s.worker, s.nowUTC(), s.nowUTC().Add(-s.RescueAfter))
+	if err != nil {
+		return err
+	}
+	if !won {
+		return nil
+	}
 	if j.Status == store.JobCancelling {
 		_, err := s.finish(ctx, j.OrganizationID, j.ID, store.JobCancelled, "", "")
 		return err
@@ -269,6 +286,9 @@ func (s *Service) run(ctx context.Context, a SyncArgs) error {
 		return err
 	}
 	status, msg, category := s.sync(ctx, j, override)
+	if status == "" {
+		return nil // taken over: the new holder finishes the job
+	}
 	done, err := s.finish(context.WithoutCancel(ctx), j.OrganizationID, j.ID, status, msg, category)
 	if err == nil && s.events != nil && (status == store.JobCompleted || status == store.JobFailed) {
 		event := "sync.completed"
@@ -282,8 +302,12 @@ func (s *Service) run(ctx context.Context, a SyncArgs) error {
 	return err
 }
 
-// errCancelled stops a sync between pages.
-var errCancelled = errors.New("cancelled")
+// errCancelled stops a sync between pages; errLost stops a worker whose
+// hold on the job was taken over (it had stalled past RescueAfter).
+var (
+	errCancelled = errors.New("cancelled")
+	errLost      = errors.New("job taken over by another worker")
+)
 
 // sync pages through every list action and upserts records.
 func (s *Service) sync(ctx context.Context, j store.SyncJob, override string) (status, msg, category string) {
@@ -337,6 +361,11 @@ func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.
 		}
 		if cur.Status == store.JobCancelling {
 			return errCancelled
+		}
+		if held, err := s.st.HeartbeatSyncJob(ctx, j.ID, s.worker, s.nowUTC()); err != nil {
+			return err
+		} else if !held {
+			return errLost
 		}
 		params := map[string]any{}
 		if cursor != nil {
@@ -427,6 +456,8 @@ func classify(err error, override bool) (status, msg, category string) {
 	switch {
 	case errors.Is(err, errCancelled):
 		return store.JobCancelled, "", ""
+	case errors.Is(err, errLost):
+		return "", "", ""
 	case errors.Is(err, execute.ErrUpstreamUnauthorized) && override:
 		return store.JobFailed, "The provided access token was rejected by the provider or has expired; token overrides are not refreshed", "auth"
 	case errors.Is(err, execute.ErrUpstreamUnauthorized), errors.Is(err, refresh.ErrReauth):

@@ -30,8 +30,29 @@ type tickWorker struct {
 }
 
 func (w *tickWorker) Work(ctx context.Context, _ *river.Job[TickArgs]) error {
+	if err := w.svc.RescueStale(ctx); err != nil {
+		return err
+	}
 	_, err := w.svc.Tick(ctx)
 	return err
+}
+
+// RescueStale re-queues active jobs whose worker stopped heartbeating (a
+// replica that died mid-sync). The new run claims the job before working
+// it, so a worker that was only slow keeps it; records are keyed, so the
+// resumed sync duplicates nothing.
+func (s *Service) RescueStale(ctx context.Context) error {
+	stale, err := s.st.ListStaleSyncJobs(ctx, s.nowUTC().Add(-s.RescueAfter), 100)
+	if err != nil || s.queue == nil {
+		return err
+	}
+	for _, j := range stale {
+		s.log.WarnContext(ctx, "resuming a sync job whose worker stopped", "job_id", j.ID, "source_connection_id", j.SourceConnectionID)
+		if err := s.queue.Insert(ctx, SyncArgs{JobID: j.ID, OrganizationID: j.OrganizationID}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Tick runs every connection whose cron matches the current minute. Each

@@ -461,6 +461,13 @@ type Store interface {
 	// UpdateSyncJob is a read-modify-write of one job in a transaction.
 	UpdateSyncJob(ctx context.Context, orgID, id string, update func(j *SyncJob) error) (SyncJob, error)
 	SyncJobStats(ctx context.Context, orgID, connectionID string) (JobStats, error)
+	// ClaimSyncJob makes worker the one running an active job, if no other
+	// worker holds it with a heartbeat after staleBefore.
+	ClaimSyncJob(ctx context.Context, id, worker string, now, staleBefore time.Time) (bool, error)
+	// HeartbeatSyncJob renews worker's hold; false means it lost the job.
+	HeartbeatSyncJob(ctx context.Context, id, worker string, now time.Time) (bool, error)
+	// ListStaleSyncJobs lists active jobs nobody has heartbeated since staleBefore.
+	ListStaleSyncJobs(ctx context.Context, staleBefore time.Time, limit int) ([]SyncJob, error)
 
 	// UpsertRecords stores a page of records seen by job, keyed by
 	// (connection, entity type, upstream id), and counts what changed.

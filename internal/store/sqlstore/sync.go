@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -186,4 +187,34 @@ func (s *Store) SearchRecords(ctx context.Context, orgID, collectionID, query st
 		h.UpdatedAt = h.UpdatedAt.UTC()
 		return h, err
 	})
+}
+
+// ClaimSyncJob takes an active job for worker unless someone live holds it.
+func (s *Store) ClaimSyncJob(ctx context.Context, id, worker string, now, staleBefore time.Time) (bool, error) {
+	res, err := s.exec(ctx, s.w, `UPDATE sync_jobs SET worker = ?, heartbeat_at = ?
+		WHERE id = ? AND status IN (?, ?, ?, ?) AND (worker IS NULL OR worker = ? OR heartbeat_at IS NULL OR heartbeat_at < ?)`,
+		worker, utc(now), id, store.JobCreated, store.JobPending, store.JobRunning, store.JobCancelling, worker, utc(staleBefore))
+	if err != nil {
+		return false, s.wrap(err, "claim sync job")
+	}
+	n, err := res.RowsAffected()
+	return n == 1, s.wrap(err, "claim sync job")
+}
+
+// HeartbeatSyncJob renews a worker's hold on a job.
+func (s *Store) HeartbeatSyncJob(ctx context.Context, id, worker string, now time.Time) (bool, error) {
+	res, err := s.exec(ctx, s.w, `UPDATE sync_jobs SET heartbeat_at = ? WHERE id = ? AND worker = ?`, utc(now), id, worker)
+	if err != nil {
+		return false, s.wrap(err, "heartbeat sync job")
+	}
+	n, err := res.RowsAffected()
+	return n == 1, s.wrap(err, "heartbeat sync job")
+}
+
+// ListStaleSyncJobs finds active jobs without a recent heartbeat.
+func (s *Store) ListStaleSyncJobs(ctx context.Context, staleBefore time.Time, limit int) ([]store.SyncJob, error) {
+	rows, err := s.query(ctx, s.db, `SELECT `+jobCols+` FROM sync_jobs WHERE status IN (?, ?, ?, ?)
+		AND ((heartbeat_at IS NOT NULL AND heartbeat_at < ?) OR (heartbeat_at IS NULL AND created_at < ?)) ORDER BY created_at LIMIT ?`,
+		store.JobCreated, store.JobPending, store.JobRunning, store.JobCancelling, utc(staleBefore), utc(staleBefore), limit)
+	return collect(s, rows, err, "list stale sync jobs", scanJob)
 }
