@@ -193,6 +193,9 @@ func TestSyncTokenOverride(t *testing.T) {
 func TestSyncRunWithBrokenRefreshToken(t *testing.T) {
 	e := newExecEnv(t)
 	s := e.s
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer recv.Close()
+	hook := s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": recv.URL, "events": []string{"source_connection.needs_reauth"}}).Map(t)["id"].(string)
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Stale HubSpot", "short_name": "hubspot",
 		"authentication": map[string]any{"access_token": "old", "refresh_token": "not-a-real-refresh-token", "expires_at": past}})
@@ -205,6 +208,18 @@ func TestSyncRunWithBrokenRefreshToken(t *testing.T) {
 	}
 	if st := s.Do(t, s.Key, "GET", "/source-connections/"+id, nil).Map(t)["status"]; st != "needs_reauth" {
 		t.Fatalf("status = %v", st)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ds []map[string]any
+		s.Do(t, s.Key, "GET", "/webhooks/"+hook+"/deliveries", nil).JSON(t, &ds)
+		if len(ds) == 1 && ds[0]["event"] == "source_connection.needs_reauth" && ds[0]["status"] == "delivered" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("needs_reauth deliveries = %v", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
