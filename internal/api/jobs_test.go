@@ -3,12 +3,14 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -330,5 +332,77 @@ func TestCronScheduleFiresOnceAcrossReplicas(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := jobsFor(); n != 2 {
 		t.Fatalf("%d runs after two minutes, want 2", n)
+	}
+}
+
+// TestIncrementalSync: a definition with an incremental param gets the
+// highest value seen last time; force_full_sync ignores it; only full runs
+// delete what they did not see.
+func TestIncrementalSync(t *testing.T) {
+	var mu sync.Mutex
+	items := map[string]string{"a": "2026-01-01T00:00:00Z", "b": "2026-01-02T00:00:00Z", "c": "2026-01-03T00:00:00Z"}
+	var sinces []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		since := r.URL.Query().Get("updated_since")
+		sinces = append(sinces, since)
+		var out []map[string]any
+		for id, at := range items {
+			if since == "" || at >= since {
+				out = append(out, map[string]any{"id": id, "title": "Item " + id, "updated_at": at})
+			}
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"items": out})
+	}))
+	defer up.Close()
+	dir := t.TempDir()
+	def := `short_name: incsrc
+name: Incremental Source
+auth: [{type: api_key, fields: [{name: api_key}]}]
+api:
+  base_url: ` + up.URL + `
+  entities:
+    items:
+      actions:
+        list:
+          method: GET
+          path: /items
+          params: {updated_since: {in: query}}
+          records: $.items
+          incremental: {param: updated_since, field: $.updated_at}
+`
+	if err := os.WriteFile(filepath.Join(dir, "incsrc.yaml"), []byte(def), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := testkit.NewServer(t, testkit.SQLiteURL(t), func(c *config.Config) { c.CatalogDir = dir })
+	r := s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "Incremental", "short_name": "incsrc", "auth_fields": map[string]any{"api_key": "k"}})
+	wantStatus(t, r, 200)
+	id := r.Map(t)["id"].(string)
+	run := func(q string) [4]int {
+		r := s.Do(t, s.Key, "POST", "/source-connections/"+id+"/run"+q, nil)
+		wantStatus(t, r, 200)
+		return counts(waitJob(t, s, id, r.Map(t)["id"].(string)))
+	}
+	if got := run(""); got != [4]int{3, 0, 0, 0} {
+		t.Fatalf("first (full) run = %v", got)
+	}
+	mu.Lock()
+	items["b"] = "2026-02-01T00:00:00Z" // changed
+	items["d"] = "2026-02-02T00:00:00Z" // new
+	delete(items, "a")                   // gone
+	mu.Unlock()
+	// Incremental: asks since the highest value seen (c's), sees b, c (boundary) and d; deletes nothing.
+	if got := run(""); got != [4]int{1, 1, 1, 0} {
+		t.Fatalf("incremental run (ins, upd, kept, del) = %v", got)
+	}
+	// Forced full: no since, and a is known gone.
+	if got := run("?force_full_sync=true"); got != [4]int{0, 0, 3, 1} {
+		t.Fatalf("forced full run = %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sinces) != 3 || sinces[0] != "" || sinces[1] != "2026-01-03T00:00:00Z" || sinces[2] != "" {
+		t.Fatalf("since params = %q", sinces)
 	}
 }

@@ -133,10 +133,19 @@ type Action struct {
 	Paging  string `yaml:"paging,omitempty"`
 	HasMore string `yaml:"has_more,omitempty"`
 	// PageSize names the param that sets the page size (page and offset paging).
-	PageSize string         `yaml:"page_size,omitempty"`
-	ID       string         `yaml:"id,omitempty"`
-	Title    string         `yaml:"title,omitempty"`
-	Body     map[string]any `yaml:"body,omitempty"`
+	PageSize string `yaml:"page_size,omitempty"`
+	// Incremental makes syncs ask only for what changed since the last run.
+	Incremental *Incremental   `yaml:"incremental,omitempty"`
+	ID          string         `yaml:"id,omitempty"`
+	Title       string         `yaml:"title,omitempty"`
+	Body        map[string]any `yaml:"body,omitempty"`
+}
+
+// Incremental names the list param that takes the last seen value (e.g.
+// since) and the record field it comes from (JSONPath, e.g. $.updated_at).
+type Incremental struct {
+	Param string `yaml:"param"`
+	Field string `yaml:"field"`
 }
 
 // Param maps one execute parameter onto the request.
@@ -447,6 +456,11 @@ func (a *Action) validate() error {
 	case "", "cursor", "link", "page", "offset", "last_id":
 	default:
 		return fmt.Errorf("paging %q must be cursor, link, page, offset or last_id", a.Paging)
+	}
+	if a.Incremental != nil {
+		if _, ok := a.Params[a.Incremental.Param]; !ok || !strings.HasPrefix(a.Incremental.Field, "$") {
+			return fmt.Errorf("incremental: param %q must be one of the action's params and field a $-path", a.Incremental.Param)
+		}
 	}
 	for name, p := range a.Params {
 		if p == nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,8 @@ type Store interface {
 	ClaimSyncJob(ctx context.Context, id, worker string, now, staleBefore time.Time) (bool, error)
 	HeartbeatSyncJob(ctx context.Context, id, worker string, now time.Time) (bool, error)
 	ListStaleSyncJobs(ctx context.Context, staleBefore time.Time, limit int) ([]store.SyncJob, error)
+	GetSyncCursor(ctx context.Context, connectionID, entityType string) (string, error)
+	SetSyncCursor(ctx context.Context, connectionID, entityType, value string, at time.Time) error
 }
 
 // Connections is what jobs need of the connection service.
@@ -327,11 +330,13 @@ func (s *Service) sync(ctx context.Context, j store.SyncJob, override string) (s
 	}
 	sort.Strings(entities)
 	for _, entity := range entities {
-		if err := s.syncEntity(ctx, j, v, entity, override); err != nil {
+		full, err := s.syncEntity(ctx, j, v, entity, src.API.Entities[entity].Actions["list"], override)
+		if err != nil {
 			return classify(err, override != "")
 		}
-		// Every run is a full sync (no definition names an incremental
-		// cursor field yet), so what it did not see is gone upstream.
+		if !full {
+			continue // an incremental run sees only what changed: nothing is known gone
+		}
 		n, err := s.st.DeleteUnseenRecords(ctx, v.ID, entity, j.ID)
 		if err == nil && n > 0 {
 			_, err = s.st.UpdateSyncJob(ctx, j.OrganizationID, j.ID, func(x *store.SyncJob) error { x.Deleted += n; return nil })
@@ -352,7 +357,26 @@ func needsParams(a *catalog.Action) bool {
 	return false
 }
 
-func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.View, entity, override string) error {
+// syncEntity pages through one entity. A definition with an incremental
+// param asks only for records changed since the last run's highest value
+// (unless force_full_sync); it reports whether the run was full.
+func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.View, entity string, act *catalog.Action, override string) (bool, error) {
+	full, since, highest := true, "", ""
+	if inc := act.Incremental; inc != nil && !j.ForceFullSync {
+		var err error
+		if since, err = s.st.GetSyncCursor(ctx, v.ID, entity); err != nil {
+			return false, err
+		}
+		full = since == ""
+	}
+	err := s.pages(ctx, j, v, entity, act, override, since, &highest)
+	if err == nil && act.Incremental != nil && highest != "" {
+		err = s.st.SetSyncCursor(ctx, v.ID, entity, highest, s.nowUTC())
+	}
+	return full, err
+}
+
+func (s *Service) pages(ctx context.Context, j store.SyncJob, v connection.View, entity string, act *catalog.Action, override, since string, highest *string) error {
 	var cursor *string
 	for page := 0; page < s.MaxPages; page++ {
 		cur, err := s.st.GetSyncJob(ctx, j.OrganizationID, j.ID)
@@ -371,6 +395,9 @@ func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.
 		if cursor != nil {
 			params["cursor"] = *cursor
 		}
+		if since != "" {
+			params[act.Incremental.Param] = since
+		}
 		res, err := s.exec.Execute(ctx, j.OrganizationID, v.ID, execute.Request{Entity: entity, Action: "list", Params: params, Token: override})
 		if err != nil {
 			var ae *apperr.Error
@@ -386,6 +413,13 @@ func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.
 			return err
 		}
 		recs := s.records(j, v, entity, res.Result)
+		if act.Incremental != nil {
+			for _, item := range asList(res.Result) {
+				if val, ok := scalarString(execute.Lookup(item, act.Incremental.Field)); ok && later(val, *highest) {
+					*highest = val
+				}
+			}
+		}
 		ins, upd, kept, err := s.st.UpsertRecords(ctx, recs, j.ID)
 		if err != nil {
 			return err
@@ -473,4 +507,33 @@ func classify(err error, override bool) (status, msg, category string) {
 		return store.JobFailed, ae.Msg, "upstream"
 	}
 	return store.JobFailed, "The sync failed", "internal"
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, x != ""
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	}
+	return "", false
+}
+
+// later compares cursor values: numerically when both are numbers (Unix
+// times), else as strings (RFC 3339 times sort as strings).
+func later(a, b string) bool {
+	if b == "" {
+		return true
+	}
+	fa, errA := strconv.ParseFloat(a, 64)
+	fb, errB := strconv.ParseFloat(b, 64)
+	if errA == nil && errB == nil {
+		return fa > fb
+	}
+	return a > b
 }

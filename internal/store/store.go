@@ -476,6 +476,9 @@ type Store interface {
 	// that job did not see (after a full sync).
 	DeleteUnseenRecords(ctx context.Context, connectionID, entityType, jobID string) (int, error)
 	CountRecords(ctx context.Context, orgID, collectionID string) (int, error)
+	// GetSyncCursor returns the last value an incremental sync saw ("" if none).
+	GetSyncCursor(ctx context.Context, connectionID, entityType string) (string, error)
+	SetSyncCursor(ctx context.Context, connectionID, entityType, value string, at time.Time) error
 	SearchRecords(ctx context.Context, orgID, collectionID, query string, limit int) ([]SearchHit, error)
 
 	CreateWebhook(ctx context.Context, w Webhook) error

@@ -218,3 +218,21 @@ func (s *Store) ListStaleSyncJobs(ctx context.Context, staleBefore time.Time, li
 		store.JobCreated, store.JobPending, store.JobRunning, store.JobCancelling, utc(staleBefore), utc(staleBefore), limit)
 	return collect(s, rows, err, "list stale sync jobs", scanJob)
 }
+
+// GetSyncCursor returns an entity's incremental cursor.
+func (s *Store) GetSyncCursor(ctx context.Context, connectionID, entityType string) (string, error) {
+	var v string
+	err := s.queryRow(ctx, s.db, `SELECT value FROM sync_cursors WHERE source_connection_id = ? AND entity_type = ?`, connectionID, entityType).Scan(&v)
+	if err == sql.ErrNoRows {
+		return "", nil
+	}
+	return v, s.wrap(err, "sync cursor")
+}
+
+// SetSyncCursor stores an entity's incremental cursor.
+func (s *Store) SetSyncCursor(ctx context.Context, connectionID, entityType, value string, at time.Time) error {
+	_, err := s.exec(ctx, s.w, `INSERT INTO sync_cursors (source_connection_id, entity_type, value, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (source_connection_id, entity_type) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		connectionID, entityType, value, utc(at))
+	return s.wrap(err, "set sync cursor")
+}
