@@ -390,7 +390,7 @@ api:
 	mu.Lock()
 	items["b"] = "2026-02-01T00:00:00Z" // changed
 	items["d"] = "2026-02-02T00:00:00Z" // new
-	delete(items, "a")                   // gone
+	delete(items, "a")                  // gone
 	mu.Unlock()
 	// Incremental: asks since the highest value seen (c's), sees b, c (boundary) and d; deletes nothing.
 	if got := run(""); got != [4]int{1, 1, 1, 0} {
