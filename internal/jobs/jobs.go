@@ -280,7 +280,9 @@ func (s *Service) run(ctx context.Context, a SyncArgs) error {
 	}
 	if _, err := s.st.UpdateSyncJob(ctx, j.OrganizationID, j.ID, func(x *store.SyncJob) error {
 		at := s.nowUTC()
-		x.Status = store.JobRunning
+		if x.Status != store.JobCancelling { // a cancel that came in meanwhile stands
+			x.Status = store.JobRunning
+		}
 		if x.StartedAt == nil {
 			x.StartedAt = &at
 		}
