@@ -94,34 +94,79 @@ func (s *Store) SyncJobStats(ctx context.Context, orgID, connectionID string) (s
 	return st, err
 }
 
-// UpsertRecords stores one page of records in one transaction.
+// UpsertRecords stores one page of records in one transaction: one read of
+// what exists, one multi-row insert of the new, one update marking the
+// unchanged as seen, and one update per changed record.
 func (s *Store) UpsertRecords(ctx context.Context, recs []store.Record, jobID string) (inserted, updated, kept int, err error) {
+	type key struct{ conn, entity string }
+	groups := map[key][]store.Record{}
+	for _, r := range recs {
+		k := key{r.SourceConnectionID, r.EntityType}
+		groups[k] = append(groups[k], r)
+	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, r := range recs {
-			var id, hash string
-			err := s.queryRow(ctx, tx, `SELECT id, content_hash FROM records WHERE source_connection_id = ? AND entity_type = ? AND upstream_id = ?`,
-				r.SourceConnectionID, r.EntityType, r.UpstreamID).Scan(&id, &hash)
-			switch {
-			case err == sql.ErrNoRows:
-				if r.ID == "" {
-					r.ID = uuid.Must(uuid.NewV7()).String()
-				}
-				_, err = s.exec(ctx, tx, `INSERT INTO records (id, organization_id, collection_id, source_connection_id, source, entity_type, upstream_id,
-					title, body, content_hash, seen_job_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					r.ID, r.OrganizationID, r.CollectionID, r.SourceConnectionID, r.Source, r.EntityType, r.UpstreamID, r.Title, r.Body, r.ContentHash, jobID, utc(r.UpdatedAt))
-				inserted++
-			case err != nil:
-				return s.wrap(err, "upsert record")
-			case hash != r.ContentHash:
-				_, err = s.exec(ctx, tx, `UPDATE records SET title = ?, body = ?, content_hash = ?, seen_job_id = ?, updated_at = ? WHERE id = ?`,
-					r.Title, r.Body, r.ContentHash, jobID, utc(r.UpdatedAt), id)
-				updated++
-			default:
-				_, err = s.exec(ctx, tx, `UPDATE records SET seen_job_id = ? WHERE id = ?`, jobID, id)
-				kept++
+		for k, rs := range groups {
+			existing := map[string][2]string{} // upstream id -> (id, hash)
+			args := []any{k.conn, k.entity}
+			marks := make([]string, len(rs))
+			for i, r := range rs {
+				marks[i] = "?"
+				args = append(args, r.UpstreamID)
 			}
+			rows, err := s.query(ctx, tx, `SELECT upstream_id, id, content_hash FROM records WHERE source_connection_id = ? AND entity_type = ?
+				AND upstream_id IN (`+strings.Join(marks, ", ")+`)`, args...)
 			if err != nil {
-				return s.wrap(err, "upsert record")
+				return s.wrap(err, "upsert records")
+			}
+			for rows.Next() {
+				var up, id, hash string
+				if err := rows.Scan(&up, &id, &hash); err != nil {
+					rows.Close()
+					return s.wrap(err, "upsert records")
+				}
+				existing[up] = [2]string{id, hash}
+			}
+			rows.Close()
+			var insertVals []string
+			var insertArgs, keptIDs []any
+			seen := map[string]bool{}
+			for _, r := range rs {
+				if seen[r.UpstreamID] {
+					continue // a page listing one record twice counts it once
+				}
+				seen[r.UpstreamID] = true
+				old, ok := existing[r.UpstreamID]
+				switch {
+				case !ok:
+					if r.ID == "" {
+						r.ID = uuid.Must(uuid.NewV7()).String()
+					}
+					insertVals = append(insertVals, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+					insertArgs = append(insertArgs, r.ID, r.OrganizationID, r.CollectionID, r.SourceConnectionID, r.Source, r.EntityType, r.UpstreamID,
+						r.Title, r.Body, r.ContentHash, jobID, utc(r.UpdatedAt))
+					inserted++
+				case old[1] != r.ContentHash:
+					if _, err := s.exec(ctx, tx, `UPDATE records SET title = ?, body = ?, content_hash = ?, seen_job_id = ?, updated_at = ? WHERE id = ?`,
+						r.Title, r.Body, r.ContentHash, jobID, utc(r.UpdatedAt), old[0]); err != nil {
+						return s.wrap(err, "upsert records")
+					}
+					updated++
+				default:
+					keptIDs = append(keptIDs, old[0])
+					kept++
+				}
+			}
+			if len(insertVals) > 0 {
+				if _, err := s.exec(ctx, tx, `INSERT INTO records (id, organization_id, collection_id, source_connection_id, source, entity_type, upstream_id,
+					title, body, content_hash, seen_job_id, updated_at) VALUES `+strings.Join(insertVals, ", "), insertArgs...); err != nil {
+					return s.wrap(err, "upsert records")
+				}
+			}
+			if len(keptIDs) > 0 {
+				q := strings.TrimSuffix(strings.Repeat("?, ", len(keptIDs)), ", ")
+				if _, err := s.exec(ctx, tx, `UPDATE records SET seen_job_id = ? WHERE id IN (`+q+`)`, append([]any{jobID}, keptIDs...)...); err != nil {
+					return s.wrap(err, "upsert records")
+				}
 			}
 		}
 		return nil
