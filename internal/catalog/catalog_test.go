@@ -719,3 +719,21 @@ func TestLoadDirRejectsDuplicateShortNames(t *testing.T) {
 		t.Fatalf("Load = %v, want a duplicate error", err)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	entries, _ := builtin.ReadDir("sources")
+	for i, e := range entries {
+		if i%8 == 0 { // a sample of real definitions as seeds
+			b, _ := builtin.ReadFile("sources/" + e.Name())
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("short_name: x\nname: X\nauth: [{type: basic}]\n"))
+	f.Add([]byte("{{{"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(data)
+		if err == nil && (s.ShortName == "" || len(s.Auth) == 0) {
+			t.Fatalf("accepted an incomplete definition: %+v", s)
+		}
+	})
+}

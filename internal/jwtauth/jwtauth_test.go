@@ -21,7 +21,7 @@ type clock struct{ offset time.Duration }
 func (c *clock) Now() time.Time          { return time.Now().Add(c.offset) }
 func (c *clock) Advance(d time.Duration) { c.offset += d }
 
-func newIssuer(t *testing.T, iss string, clock *clock) *Issuer {
+func newIssuer(t testing.TB, iss string, clock *clock) *Issuer {
 	t.Helper()
 	st, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "vk.db"))
 	if err != nil {
@@ -142,4 +142,25 @@ func TestRotateKeepsOldTokensVerifying(t *testing.T) {
 	if jwks, _ := iss.JWKS(ctx); len(jwks) != 2 {
 		t.Fatalf("jwks after rotation has %d keys", len(jwks))
 	}
+}
+
+func FuzzVerify(f *testing.F) {
+	ctx := context.Background()
+	iss := newIssuer(f, "https://vk.example.com", &clock{})
+	tok, _, err := iss.Sign(ctx, scoped(), time.Minute)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tok)
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := iss.Verify(ctx, s)
+		if err == nil && s != tok {
+			// Only a token this issuer signed may verify.
+			if c.WorkspaceScope == nil || c.Organization != "org-1" {
+				t.Fatalf("verified a foreign token: %+v", c)
+			}
+		}
+	})
 }
