@@ -25,6 +25,7 @@ import (
 	"github.com/valetkey/valetkey/internal/api/native"
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/audit"
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
 	emb "github.com/valetkey/valetkey/internal/embedded"
@@ -54,6 +55,7 @@ type Deps struct {
 	Embedded    *emb.Service
 	Jobs        *jobs.Service
 	Webhooks    *webhooks.Service
+	Audit       native.AuditReader
 	Issuer      *jwtauth.Issuer
 	DB          Pinger
 	Logger      *slog.Logger
@@ -125,7 +127,7 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs, Webhooks: d.Webhooks}, d.Logger)
+	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs, Webhooks: d.Webhooks, Audit: d.Audit}, d.Logger)
 	if d.Embedded != nil {
 		embedded.Register(api, embedded.Services{Embedded: d.Embedded, Connections: d.Connections, Apps: d.Apps, Execute: d.Execute, Issuer: d.Issuer}, d.Logger)
 	}
@@ -179,7 +181,8 @@ func authenticate(tenants *tenant.Service) func(http.Handler) http.Handler {
 				writeDetail(w, status, msg)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(shared.WithPrincipal(ctx, p)))
+			ctx = audit.WithActor(shared.WithPrincipal(ctx, p), audit.Actor{Name: p.Actor(), RemoteAddr: shared.RemoteAddr(ctx)})
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }

@@ -479,7 +479,7 @@ func TestConnectionLifecycle(t *testing.T) {
 			t.Fatalf("api key token = %s", tok.Body)
 		}
 		orgID := seeds["organization_id"].(string)
-		events, err := s.App.Store.ListAudit(t.Context(), orgID, 10)
+		events, err := s.App.Store.ListAudit(t.Context(), orgID, store.AuditFilter{Action: "credential.read", Limit: 10})
 		if err != nil || len(events) != 3 {
 			t.Fatalf("audit = %v, %v", events, err)
 		}

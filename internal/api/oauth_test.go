@@ -403,3 +403,51 @@ func TestOAuthSecretsNeverLeak(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditLog: credential creation, reads, refreshes, replacement and
+// deletion are recorded with who and from where, and listed with filters.
+func TestAuditLog(t *testing.T) {
+	e := newOAuthEnv(t, testkit.SQLiteURL(t))
+	s := e.S
+	id := e.Connect(t)
+	e.Token(t, id)
+	e.Clock.Advance(2 * time.Hour)
+	e.Token(t, id) // refreshes
+	wantStatus(t, s.Do(t, s.Key, "PATCH", "/source-connections/"+id, map[string]any{"auth_fields": map[string]any{"access_token": "LEAKCANARYAuditQ7Z9"}}), 200)
+	wantStatus(t, s.Do(t, s.Key, "DELETE", "/source-connections/"+id, nil), 200)
+	var all []map[string]any
+	s.Do(t, s.Key, "GET", "/audit?target_id="+id, nil).JSON(t, &all)
+	var actions []string
+	for i := len(all) - 1; i >= 0; i-- {
+		actions = append(actions, all[i]["action"].(string))
+	}
+	want := "credential.create credential.read credential.refresh credential.read credential.replace credential.delete"
+	if strings.Join(actions, " ") != want {
+		t.Fatalf("audit actions = %v, want %s", actions, want)
+	}
+	for _, ev := range all {
+		switch ev["action"] {
+		case "credential.refresh":
+			if ev["actor"] != "system:refresh" && !strings.HasPrefix(ev["actor"].(string), "api_key:") {
+				t.Errorf("refresh actor = %v", ev["actor"])
+			}
+		case "credential.read", "credential.replace", "credential.delete":
+			if !strings.HasPrefix(ev["actor"].(string), "api_key:") || ev["remote_addr"] == "" {
+				t.Errorf("%v: actor %v remote %v", ev["action"], ev["actor"], ev["remote_addr"])
+			}
+		}
+	}
+	var reads []map[string]any
+	s.Do(t, s.Key, "GET", "/audit?action=credential.read", nil).JSON(t, &reads)
+	if len(reads) != 2 {
+		t.Fatalf("reads = %d", len(reads))
+	}
+	var none []map[string]any
+	s.Do(t, s.NewOrgKey(t, "other"), "GET", "/audit?target_id="+id, nil).JSON(t, &none)
+	if len(none) != 0 {
+		t.Fatal("another organization sees the audit log")
+	}
+	if strings.Contains(s.Bodies.String(), "LEAKCANARYAuditQ7Z9") {
+		t.Fatal("a value reached a response")
+	}
+}

@@ -187,7 +187,7 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/audit"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/credential"
 	"github.com/valetkey/valetkey/internal/oauth"
@@ -95,6 +96,14 @@ type Options struct {
 // Events receives what happened (webhooks).
 type Events interface {
 	Emit(ctx context.Context, orgID, event string, data map[string]any)
+}
+
+// audit records a credential event; a failure to record is logged, since
+// the change itself has happened.
+func (s *Service) audit(ctx context.Context, orgID, action, connectionID string) {
+	if err := audit.Record(ctx, s.st, orgID, action, connectionID, "connection"); err != nil {
+		s.opt.Log.ErrorContext(ctx, "audit record failed", "action", action, "error", err.Error())
+	}
 }
 
 func (s *Service) emit(ctx context.Context, orgID, event string, c store.SourceConnection) {
@@ -256,6 +265,7 @@ func (s *Service) Create(ctx context.Context, orgID string, in CreateInput) (Vie
 		return View{}, err
 	}
 	s.emit(ctx, orgID, "source_connection.created", conn)
+	s.audit(ctx, orgID, "credential.create", conn.ID)
 	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: cred.ExpiresAt}, nil
 }
 
@@ -454,6 +464,9 @@ func (s *Service) Update(ctx context.Context, orgID, id string, in UpdateInput) 
 	if err != nil {
 		return View{}, notFoundConn(err, id)
 	}
+	if in.Credentials != nil {
+		s.audit(ctx, orgID, "credential.replace", id)
+	}
 	v, err := s.view(ctx, updated)
 	if expiresAt != nil {
 		v.ExpiresAt = expiresAt
@@ -477,6 +490,7 @@ func (s *Service) Delete(ctx context.Context, orgID, id string) (View, error) {
 	if s.opt.Providers != nil {
 		s.opt.Providers.Forget(id)
 	}
+	s.audit(ctx, orgID, "credential.delete", id)
 	return v, nil
 }
 
@@ -508,11 +522,8 @@ func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bo
 	if !includeRefresh {
 		delete(p.Fields, "refresh_token")
 	}
-	if err := s.st.AppendAudit(ctx, store.AuditEvent{
-		ID: newID(), OrganizationID: orgID, Actor: who.Actor, Action: "credential.read",
-		TargetType: "source_connection", TargetID: id, RemoteAddr: who.RemoteAddr, CreatedAt: s.now().UTC(),
-	}); err != nil {
-		return Token{}, fmt.Errorf("audit: %w", err)
+	if err := audit.Record(audit.WithActor(ctx, audit.Actor{Name: who.Actor, RemoteAddr: who.RemoteAddr}), s.st, orgID, "credential.read", id, "connection"); err != nil {
+		return Token{}, fmt.Errorf("audit: %w", err) // a read that cannot be audited is refused
 	}
 	tt := p.TokenType
 	if tt == "" {

@@ -257,6 +257,7 @@ func (s *Service) CreateFromSecret(ctx context.Context, orgID, workspaceID, shor
 		return View{}, err
 	}
 	s.emit(ctx, orgID, "source_connection.created", conn)
+	s.audit(ctx, orgID, "credential.create", conn.ID)
 	return View{SourceConnection: conn, Authenticated: true, ExpiresAt: exp}, nil
 }
 
@@ -427,6 +428,7 @@ func (s *Service) Callback(ctx context.Context, q url.Values) (CallbackResult, e
 	if err != nil {
 		return CallbackResult{}, notFoundConn(err, conn.ID)
 	}
+	s.audit(ctx, conn.OrganizationID, "credential.create", conn.ID)
 	res.Success = true
 	return finish(url.Values{"status": {"success"}, "source_connection_id": {conn.ID}}), nil
 }

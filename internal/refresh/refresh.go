@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/audit"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/credential"
 	"github.com/valetkey/valetkey/internal/oauth"
@@ -37,6 +38,7 @@ type Store interface {
 	SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error)
 	MarkNeedsReauth(ctx context.Context, orgID, connectionID, credentialID, owner string, at time.Time) error
 	ListRefreshCandidates(ctx context.Context, before, now time.Time, limit int) ([]store.RefreshCandidate, error)
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
 // Clients finds the organization's OAuth client for a source.
@@ -300,6 +302,9 @@ func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection,
 		return e.open(latest)
 	}
 	e.count(func(s *Stats) { s.Refreshed++ })
+	if err := audit.Record(ctx, e.st, cur.OrganizationID, "credential.refresh", conn.ID, "refresh"); err != nil {
+		e.log.ErrorContext(ctx, "audit record failed", "action", "credential.refresh", "error", err.Error())
+	}
 	e.log.InfoContext(ctx, "token refreshed", "source_connection_id", conn.ID, "source", conn.ShortName,
 		"rotated", tok.RefreshToken.Reveal() != p.Fields["refresh_token"].Reveal())
 	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: saved.ExpiresAt, Version: cur.Version + 1}, nil

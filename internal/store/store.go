@@ -344,6 +344,15 @@ type AuditEvent struct {
 	CreatedAt      time.Time
 }
 
+// AuditFilter narrows ListAudit; zero fields match everything.
+type AuditFilter struct {
+	Action   string
+	TargetID string
+	Actor    string
+	Since    time.Time
+	Limit    int
+}
+
 // ConnectionFilter narrows ListConnections.
 type ConnectionFilter struct {
 	CollectionID string
@@ -511,5 +520,5 @@ type Store interface {
 	UseSessionState(ctx context.Context, stateHash []byte, now time.Time) (OAuthSession, error)
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
-	ListAudit(ctx context.Context, orgID string, limit int) ([]AuditEvent, error)
+	ListAudit(ctx context.Context, orgID string, f AuditFilter) ([]AuditEvent, error)
 }

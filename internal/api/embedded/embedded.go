@@ -18,6 +18,7 @@ import (
 	"github.com/valetkey/valetkey/internal/api/native"
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/audit"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/connection"
 	emb "github.com/valetkey/valetkey/internal/embedded"
@@ -86,7 +87,12 @@ func Middleware(e *emb.Service) func(http.Handler) http.Handler {
 					w.Header().Set("Access-Control-Allow-Origin", origin)
 				}
 			}
-			next.ServeHTTP(w, r.WithContext(shared.WithCaller(r.Context(), c)))
+			actor := c.Subject
+			if c.Scoped() {
+				actor = "workspace:" + c.WorkspaceID
+			}
+			ctx := audit.WithActor(shared.WithCaller(r.Context(), c), audit.Actor{Name: actor, RemoteAddr: shared.RemoteAddr(r.Context())})
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }

@@ -36,6 +36,7 @@ type Services struct {
 	Execute     *execute.Engine
 	Jobs        *jobs.Service
 	Webhooks    *webhooks.Service
+	Audit       AuditReader
 }
 
 // Register adds the native routes to api.
@@ -51,6 +52,9 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	}
 	if svc.Webhooks != nil {
 		RegisterWebhooks(api, svc.Webhooks, h)
+	}
+	if svc.Audit != nil {
+		RegisterAudit(api, svc.Audit, h)
 	}
 	h.registerCollections(api)
 	h.registerSources(api)

@@ -177,9 +177,23 @@ func scanAudit(sc scanner) (store.AuditEvent, error) {
 	return e, err
 }
 
-// ListAudit returns an organization's newest audit events first.
-func (s *Store) ListAudit(ctx context.Context, orgID string, limit int) ([]store.AuditEvent, error) {
-	rows, err := s.query(ctx, s.db, `SELECT id, organization_id, actor, action, target_type, target_id, remote_addr, created_at
-		FROM audit_log WHERE organization_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`, orgID, limit)
+// ListAudit returns an organization's newest matching audit events first.
+func (s *Store) ListAudit(ctx context.Context, orgID string, f store.AuditFilter) ([]store.AuditEvent, error) {
+	q := `SELECT id, organization_id, actor, action, target_type, target_id, remote_addr, created_at FROM audit_log WHERE organization_id = ?`
+	args := []any{orgID}
+	for col, v := range map[string]string{"action": f.Action, "target_id": f.TargetID, "actor": f.Actor} {
+		if v != "" {
+			q += ` AND ` + col + ` = ?`
+			args = append(args, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		q += ` AND created_at >= ?`
+		args = append(args, utc(f.Since))
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	rows, err := s.query(ctx, s.db, q+` ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, f.Limit)...)
 	return collect(s, rows, err, "list audit", scanAudit)
 }

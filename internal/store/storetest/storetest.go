@@ -381,9 +381,18 @@ func testAudit(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	list, err := s.ListAudit(ctx, o.ID, 2)
+	list, err := s.ListAudit(ctx, o.ID, store.AuditFilter{Limit: 2})
 	if err != nil || len(list) != 2 || list[0].TargetID != "2" {
 		t.Fatalf("audit = %+v, %v", list, err)
+	}
+	if one, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{TargetID: "1"}); len(one) != 1 || one[0].TargetID != "1" {
+		t.Fatalf("filtered by target = %+v", one)
+	}
+	if none, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{Action: "credential.delete"}); len(none) != 0 {
+		t.Fatalf("filtered by action = %+v", none)
+	}
+	if recent, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{Since: now().Add(1500 * time.Millisecond)}); len(recent) != 1 {
+		t.Fatalf("filtered by time = %+v", recent)
 	}
 }
 

@@ -1,0 +1,46 @@
+// Package audit carries who is acting through a request's context and
+// writes audit events: who did what to which credential, when and from
+// where — never a value.
+package audit
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/valetkey/valetkey/internal/store"
+)
+
+// Actor is who acts: "api_key:<id>", "application:<id>", a workspace's end
+// user, or "system:<part>" for background work.
+type Actor struct {
+	Name       string
+	RemoteAddr string
+}
+
+type actorKey struct{}
+
+// WithActor records the acting party in ctx.
+func WithActor(ctx context.Context, a Actor) context.Context { return context.WithValue(ctx, actorKey{}, a) }
+
+// ActorFrom returns the acting party, or a system actor named def.
+func ActorFrom(ctx context.Context, def string) Actor {
+	if a, ok := ctx.Value(actorKey{}).(Actor); ok && a.Name != "" {
+		return a
+	}
+	return Actor{Name: "system:" + def}
+}
+
+// Appender stores events.
+type Appender interface {
+	AppendAudit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Record appends one event about a source connection's credential.
+func Record(ctx context.Context, st Appender, orgID, action, connectionID, def string) error {
+	a := ActorFrom(ctx, def)
+	return st.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{ID: uuid.Must(uuid.NewV7()).String(), OrganizationID: orgID,
+		Actor: a.Name, Action: action, TargetType: "source_connection", TargetID: connectionID, RemoteAddr: a.RemoteAddr,
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)})
+}
