@@ -22,7 +22,9 @@ type Actor struct {
 type actorKey struct{}
 
 // WithActor records the acting party in ctx.
-func WithActor(ctx context.Context, a Actor) context.Context { return context.WithValue(ctx, actorKey{}, a) }
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
 
 // ActorFrom returns the acting party, or a system actor named def.
 func ActorFrom(ctx context.Context, def string) Actor {
