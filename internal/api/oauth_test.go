@@ -450,4 +450,10 @@ func TestAuditLog(t *testing.T) {
 	if strings.Contains(s.Bodies.String(), "LEAKCANARYAuditQ7Z9") {
 		t.Fatal("a value reached a response")
 	}
+	metrics := string(s.Do(t, "", "GET", "/metrics", nil).Body)
+	for _, want := range []string{`valetkey_refresh_total{outcome="refreshed"} 1`, `valetkey_token_reads_total 2`, `valetkey_refresh_total{outcome="needs_reauth"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }

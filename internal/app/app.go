@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
 	"github.com/valetkey/valetkey/internal/api"
@@ -185,9 +187,33 @@ func (a *App) Bootstrap(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
+// registry holds the process metrics: Go runtime, HTTP (added by the API),
+// and the domain counters below.
+func (a *App) registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	counter := func(name, help string, labels prometheus.Labels, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
+	}
+	refreshed := func(pick func(refresh.Stats) int64) func() float64 {
+		return func() float64 { return float64(pick(a.Refresh.Stats())) }
+	}
+	counter("valetkey_refresh_total", "Token refreshes by outcome.", prometheus.Labels{"outcome": "refreshed"}, refreshed(func(s refresh.Stats) int64 { return s.Refreshed }))
+	counter("valetkey_refresh_total", "Token refreshes by outcome.", prometheus.Labels{"outcome": "needs_reauth"}, refreshed(func(s refresh.Stats) int64 { return s.NeedsReauth }))
+	counter("valetkey_refresh_total", "Token refreshes by outcome.", prometheus.Labels{"outcome": "failed"}, refreshed(func(s refresh.Stats) int64 { return s.Failed - s.NeedsReauth }))
+	counter("valetkey_token_reads_total", "Credentials returned by GET /source-connections/{id}/token.", nil, func() float64 { return float64(a.Connections.TokenReads()) })
+	for _, st := range []string{"completed", "failed", "cancelled"} {
+		st := st
+		counter("valetkey_sync_jobs_ended_total", "Sync jobs ended by this process, by status.", prometheus.Labels{"status": st}, func() float64 { return float64(a.Jobs.Ended(st)) })
+	}
+	counter("valetkey_webhook_attempts_total", "Webhook delivery attempts by outcome.", prometheus.Labels{"outcome": "delivered"}, func() float64 { return float64(a.Webhooks.Delivered.Load()) })
+	counter("valetkey_webhook_attempts_total", "Webhook delivery attempts by outcome.", prometheus.Labels{"outcome": "failed"}, func() float64 { return float64(a.Webhooks.FailedAttempts.Load()) })
+	return reg
+}
+
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log, Registry: a.registry()})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -115,7 +116,8 @@ func (s *Service) emit(ctx context.Context, orgID, event string, c store.SourceC
 
 // Service implements source connections and collections.
 type Service struct {
-	st      Store
+	tokenReads atomic.Int64
+	st         Store
 	catalog *catalog.Catalog
 	sealer  credential.Sealer
 	opt     Options
@@ -525,12 +527,16 @@ func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bo
 	if err := audit.Record(audit.WithActor(ctx, audit.Actor{Name: who.Actor, RemoteAddr: who.RemoteAddr}), s.st, orgID, "credential.read", id, "connection"); err != nil {
 		return Token{}, fmt.Errorf("audit: %w", err) // a read that cannot be audited is refused
 	}
+	s.tokenReads.Add(1)
 	tt := p.TokenType
 	if tt == "" {
 		tt = f.Kind
 	}
 	return Token{Fields: p.Fields, TokenType: tt, ExpiresAt: f.ExpiresAt}, nil
 }
+
+// TokenReads counts credentials handed back through Token (for metrics).
+func (s *Service) TokenReads() int64 { return s.tokenReads.Load() }
 
 // Fresh returns the connection's credential, refreshed first when due. It
 // is what every consumer of a credential (the token route, jobs, execute)

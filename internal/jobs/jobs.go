@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"strings"
 	"time"
 
@@ -72,6 +74,16 @@ type Service struct {
 	// hold lasts without a heartbeat before another worker may take over.
 	worker      string
 	RescueAfter time.Duration
+
+	ended sync.Map // status -> *atomic.Int64, jobs ended by this process
+}
+
+// Ended counts the jobs this process ended, by final status (for metrics).
+func (s *Service) Ended(status string) int64 {
+	if v, ok := s.ended.Load(status); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
 }
 
 // New returns a Service; attach a queue with SetQueue before Run.
@@ -295,6 +307,10 @@ func (s *Service) run(ctx context.Context, a SyncArgs) error {
 		return nil // taken over: the new holder finishes the job
 	}
 	done, err := s.finish(context.WithoutCancel(ctx), j.OrganizationID, j.ID, status, msg, category)
+	if err == nil {
+		c, _ := s.ended.LoadOrStore(status, new(atomic.Int64))
+		c.(*atomic.Int64).Add(1)
+	}
 	if err == nil && s.events != nil && (status == store.JobCompleted || status == store.JobFailed) {
 		event := "sync.completed"
 		if status == store.JobFailed {

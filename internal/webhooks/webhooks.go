@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,9 @@ type Inserter interface {
 
 // Service manages subscriptions and deliveries.
 type Service struct {
+	// Attempts counts delivery attempts by outcome (for metrics).
+	Delivered, FailedAttempts atomic.Int64
+
 	st     Store
 	sealer credential.Sealer
 	q      Inserter
@@ -246,12 +250,14 @@ func (s *Service) deliver(ctx context.Context, id string, attempt, maxAttempts i
 		d.LastStatus = resp.StatusCode
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 			d.Status, d.LastError = "delivered", ""
+			s.Delivered.Add(1)
 			return s.st.UpdateDelivery(ctx, d)
 		}
 		d.LastError = fmt.Sprintf("HTTP %d", resp.StatusCode)
 	} else {
 		d.LastStatus, d.LastError = 0, "request failed"
 	}
+	s.FailedAttempts.Add(1)
 	if attempt >= maxAttempts {
 		d.Status = "failed"
 	}
