@@ -118,10 +118,10 @@ func (s *Service) emit(ctx context.Context, orgID, event string, c store.SourceC
 type Service struct {
 	tokenReads atomic.Int64
 	st         Store
-	catalog *catalog.Catalog
-	sealer  credential.Sealer
-	opt     Options
-	now     func() time.Time
+	catalog    *catalog.Catalog
+	sealer     credential.Sealer
+	opt        Options
+	now        func() time.Time
 }
 
 // New returns a Service.
