@@ -451,7 +451,7 @@ func TestAuditLog(t *testing.T) {
 		t.Fatal("a value reached a response")
 	}
 	metrics := string(s.Do(t, "", "GET", "/metrics", nil).Body)
-	for _, want := range []string{`valetkey_refresh_total{outcome="refreshed"} 1`, `valetkey_token_reads_total 2`, `valetkey_refresh_total{outcome="needs_reauth"} 0`} {
+	for _, want := range []string{`valetkey_refresh_total{outcome="refreshed"} 1`, `valetkey_token_reads_total 2`, `valetkey_refresh_total{outcome="needs_reauth"} 0`, `valetkey_sync_jobs{status="pending"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -206,6 +206,19 @@ func (a *App) registry() *prometheus.Registry {
 		st := st
 		counter("valetkey_sync_jobs_ended_total", "Sync jobs ended by this process, by status.", prometheus.Labels{"status": st}, func() float64 { return float64(a.Jobs.Ended(st)) })
 	}
+	for _, st := range []string{"pending", "running"} {
+		st := st
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "valetkey_sync_jobs", Help: "Sync jobs waiting or running (queue depth), all replicas.",
+			ConstLabels: prometheus.Labels{"status": st}}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := a.Store.CountSyncJobs(ctx, st)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	}
 	counter("valetkey_webhook_attempts_total", "Webhook delivery attempts by outcome.", prometheus.Labels{"outcome": "delivered"}, func() float64 { return float64(a.Webhooks.Delivered.Load()) })
 	counter("valetkey_webhook_attempts_total", "Webhook delivery attempts by outcome.", prometheus.Labels{"outcome": "failed"}, func() float64 { return float64(a.Webhooks.FailedAttempts.Load()) })
 	return reg

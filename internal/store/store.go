@@ -470,6 +470,8 @@ type Store interface {
 	// UpdateSyncJob is a read-modify-write of one job in a transaction.
 	UpdateSyncJob(ctx context.Context, orgID, id string, update func(j *SyncJob) error) (SyncJob, error)
 	SyncJobStats(ctx context.Context, orgID, connectionID string) (JobStats, error)
+	// CountSyncJobs counts jobs (all organizations) in a status.
+	CountSyncJobs(ctx context.Context, status string) (int, error)
 	// ClaimSyncJob makes worker the one running an active job, if no other
 	// worker holds it with a heartbeat after staleBefore.
 	ClaimSyncJob(ctx context.Context, id, worker string, now, staleBefore time.Time) (bool, error)

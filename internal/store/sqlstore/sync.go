@@ -281,3 +281,10 @@ func (s *Store) SetSyncCursor(ctx context.Context, connectionID, entityType, val
 		connectionID, entityType, value, utc(at))
 	return s.wrap(err, "set sync cursor")
 }
+
+// CountSyncJobs counts jobs in a status.
+func (s *Store) CountSyncJobs(ctx context.Context, status string) (int, error) {
+	var n int
+	err := s.queryRow(ctx, s.db, `SELECT COUNT(*) FROM sync_jobs WHERE status = ?`, status).Scan(&n)
+	return n, s.wrap(err, "count sync jobs")
+}
