@@ -110,3 +110,35 @@ func TestWebhooksSignedAndRetried(t *testing.T) {
 	wantStatus(t, s.Do(t, s.Key, "DELETE", "/webhooks/"+hook["id"].(string), nil), 204)
 	wantStatus(t, s.Do(t, s.NewOrgKey(t, "other"), "GET", "/webhooks/"+hook["id"].(string)+"/deliveries", nil), 404)
 }
+
+// TestWebhooksRefusePrivateTargets: by default a subscription cannot make
+// Valetkey connect to loopback or private addresses.
+func TestWebhooksRefusePrivateTargets(t *testing.T) {
+	s := testkit.NewServer(t, testkit.SQLiteURL(t), func(c *config.Config) { c.AllowPrivateTargets, c.RetryPolicy = false, quickRetry{} })
+	hit := make(chan struct{}, 10)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hit <- struct{}{} }))
+	defer recv.Close()
+	hook := s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": recv.URL, "events": []string{"source_connection.created"}}).Map(t)["id"].(string)
+	wantStatus(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "SSRF Probe", "short_name": "asana",
+		"auth_fields": map[string]any{"access_token": "x"}}), 200)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ds []map[string]any
+		s.Do(t, s.Key, "GET", "/webhooks/"+hook+"/deliveries", nil).JSON(t, &ds)
+		if len(ds) == 1 && ds[0]["attempts"].(float64) >= 2 {
+			if !strings.Contains(ds[0]["last_error"].(string), "non-public address") {
+				t.Fatalf("last_error = %v", ds[0]["last_error"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries = %v", ds)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-hit:
+		t.Fatal("a loopback receiver was reached")
+	default:
+	}
+}

@@ -106,7 +106,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a := &App{Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat, Tenants: tenant.New(st)}
 	a.SetPublicURL(cfg.PublicURL)
 	a.Apps = oauthapp.New(st, cat, v)
-	a.Webhooks = webhooks.New(st, v, log)
+	a.Webhooks = webhooks.New(st, v, log, cfg.AllowPrivateTargets)
 	ropt := cfg.Refresh
 	if cfg.RefreshLeaseTTL > 0 {
 		ropt.LeaseTTL = cfg.RefreshLeaseTTL

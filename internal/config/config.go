@@ -37,6 +37,9 @@ type Config struct {
 	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
 	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"8"`
 
+	// AllowPrivateTargets lets webhook deliveries reach loopback and private
+	// addresses (off by default: a subscriber could aim Valetkey inside).
+	AllowPrivateTargets bool `env:"VALETKEY_ALLOW_PRIVATE_TARGETS"`
 	// JobRescueAfter: a job left running by a replica that died is handed
 	// to another worker after this long (default 2m).
 	JobRescueAfter time.Duration `env:"VALETKEY_JOB_RESCUE_AFTER"`

@@ -57,7 +57,7 @@ func NewServer(t testing.TB, databaseURL string, mutate ...func(*config.Config))
 	cfg := config.Config{
 		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: databaseURL, KeysetFile: filepath.Join(dir, "keyset.json"),
 		BootstrapAPIKey: "vk_test_bootstrap_" + strings.Repeat("k", 40), LogLevel: "debug", LogFormat: "json",
-		JobPollInterval: 50 * time.Millisecond,
+		JobPollInterval: 50 * time.Millisecond, AllowPrivateTargets: true, // receivers are httptest servers
 	}
 	for _, m := range mutate {
 		m(&cfg)

@@ -17,11 +17,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,9 +71,34 @@ type Service struct {
 	now    func() time.Time
 }
 
-// New returns a Service; attach the queue with SetQueue.
-func New(st Store, c credential.Cipher, log *slog.Logger) *Service {
-	return &Service{st: st, sealer: credential.Sealer{C: c}, log: log, now: time.Now, hc: &http.Client{Timeout: 15 * time.Second}}
+// New returns a Service; attach the queue with SetQueue. Unless
+// allowPrivate, deliveries refuse to connect to loopback, private,
+// link-local and unspecified addresses (whatever the URL's host resolves
+// to), so a subscription cannot aim Valetkey at its own network.
+func New(st Store, c credential.Cipher, log *slog.Logger, allowPrivate bool) *Service {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if !allowPrivate {
+		dialer.Control = refusePrivate
+	}
+	tr := &http.Transport{DialContext: dialer.DialContext, Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}
+	hc := &http.Client{Timeout: 15 * time.Second, Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Service{st: st, sealer: credential.Sealer{C: c}, log: log, now: time.Now, hc: hc}
+}
+
+// errPrivateTarget refuses a connection to an internal address.
+var errPrivateTarget = errors.New("target address is not public")
+
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+		return errPrivateTarget
+	}
+	return nil
 }
 
 // SetQueue attaches the queue deliveries go through.
@@ -254,6 +281,8 @@ func (s *Service) deliver(ctx context.Context, id string, attempt, maxAttempts i
 			return s.st.UpdateDelivery(ctx, d)
 		}
 		d.LastError = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	} else if errors.Is(err, errPrivateTarget) {
+		d.LastStatus, d.LastError = 0, "refused: the URL resolves to a non-public address"
 	} else {
 		d.LastStatus, d.LastError = 0, "request failed"
 	}
