@@ -125,9 +125,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valetkey/valetkey/internal/testkit/emulate"
 )
 
 // ViewerLogin is the login of the authenticated user, whatever token is
@@ -164,20 +165,16 @@ type Emulator struct {
 	// use it where a client would use https://api.github.com.
 	URL string
 
-	tb       testing.TB
-	valid    func(token string) bool
-	srv      *httptest.Server
-	requests atomic.Int64
+	tb    testing.TB
+	valid func(token string) bool
+	srv   *httptest.Server
+	// Gate counts requests, records presented tokens and injects failures
+	// (Requests, FailNext, LastAuthorization, SeenTokens).
+	emulate.Gate
 
-	mu             sync.Mutex
-	lastScheme     string
-	seenTokens     []string
-	seenSet        map[string]bool
-	failN          int
-	failStatus     int
-	failRetryAfter string
-	rateUsed       int
-	rateReset      time.Time
+	mu        sync.Mutex
+	rateUsed  int
+	rateReset time.Time
 
 	users     map[string]*user // by lower-case login
 	userSeq   int64
@@ -241,7 +238,6 @@ func New(t testing.TB, valid func(token string) bool) *Emulator {
 	e := &Emulator{
 		tb:        t,
 		valid:     valid,
-		seenSet:   map[string]bool{},
 		users:     map[string]*user{},
 		repos:     map[string]*repo{},
 		reposByID: map[int64]*repo{},
@@ -255,38 +251,6 @@ func New(t testing.TB, valid func(token string) bool) *Emulator {
 	e.URL = e.srv.URL
 	t.Cleanup(e.srv.Close)
 	return e
-}
-
-// Requests reports how many HTTP requests the emulator has received,
-// whatever their outcome.
-func (e *Emulator) Requests() int64 { return e.requests.Load() }
-
-// FailNext makes the next n requests (whatever their path or credentials)
-// answer status with GitHub's error body for that status. 403 and 429 are
-// rate-limit answers (see the package documentation); retryAfter, when not
-// empty, is sent as the retry-after header (for any status).
-func (e *Emulator) FailNext(n int, status int, retryAfter string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.failN, e.failStatus, e.failRetryAfter = n, status, retryAfter
-}
-
-// LastAuthorization reports the authorization scheme of the most recent
-// request ("Bearer", "token", "Basic", …), or "" when it carried no
-// Authorization header. It never reports the credential itself.
-func (e *Emulator) LastAuthorization() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.lastScheme
-}
-
-// SeenTokens lists the distinct credentials presented in Authorization
-// headers (the part after the scheme, whatever the scheme), in the order
-// first seen.
-func (e *Emulator) SeenTokens() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.seenTokens...)
 }
 
 // AddRepo creates owner/name (or, if it exists, sets its visibility).
@@ -848,20 +812,9 @@ func (e *Emulator) pullJSON(r *repo, it *item) pullJSON {
 // HTTP
 
 func (e *Emulator) serve(w http.ResponseWriter, r *http.Request) {
-	e.requests.Add(1)
-	scheme, token := splitAuthorization(r.Header.Get("Authorization"))
+	scheme, token, failStatus, failRetryAfter := e.Admit(r)
 
 	e.mu.Lock()
-	e.lastScheme = scheme
-	if token != "" && !e.seenSet[token] {
-		e.seenSet[token] = true
-		e.seenTokens = append(e.seenTokens, token)
-	}
-	failStatus, failRetryAfter := 0, ""
-	if e.failN > 0 {
-		e.failN--
-		failStatus, failRetryAfter = e.failStatus, e.failRetryAfter
-	}
 	t := time.Now()
 	if e.rateReset.IsZero() || !t.Before(e.rateReset) {
 		e.rateUsed, e.rateReset = 0, t.Add(time.Hour).Truncate(time.Second)
@@ -900,15 +853,6 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.route(w, r)
-}
-
-func splitAuthorization(v string) (scheme, credential string) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return "", ""
-	}
-	scheme, credential, _ = strings.Cut(v, " ")
-	return scheme, strings.TrimSpace(credential)
 }
 
 func requestID() string {

@@ -142,12 +142,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
 
 	"github.com/google/uuid"
+
+	"github.com/valetkey/valetkey/internal/testkit/emulate"
 )
 
 // PortalID is the HubSpot account (portal) id the emulator reports in
@@ -214,21 +215,17 @@ type Emulator struct {
 	// use it where a client would use https://api.hubapi.com.
 	URL string
 
-	tb       testing.TB
-	valid    func(token string) bool
-	srv      *httptest.Server
-	requests atomic.Int64
+	tb    testing.TB
+	valid func(token string) bool
+	srv   *httptest.Server
+	// Gate counts requests, records presented tokens and injects failures
+	// (Requests, FailNext, LastAuthorization, SeenTokens).
+	emulate.Gate
 
-	mu             sync.Mutex
-	lastScheme     string
-	seenTokens     []string
-	seenSet        map[string]bool
-	failN          int
-	failStatus     int
-	failRetryAfter string
-	windowStart    time.Time
-	windowCount    int
-	stores         map[string]*store
+	mu          sync.Mutex
+	windowStart time.Time
+	windowCount int
+	stores      map[string]*store
 }
 
 type store struct {
@@ -252,10 +249,9 @@ type record struct {
 func New(t testing.TB, valid func(token string) bool) *Emulator {
 	t.Helper()
 	e := &Emulator{
-		tb:      t,
-		valid:   valid,
-		seenSet: map[string]bool{},
-		stores:  map[string]*store{},
+		tb:     t,
+		valid:  valid,
+		stores: map[string]*store{},
 	}
 	for name, def := range objectDefs {
 		s := &store{def: def, defined: map[string]bool{}, nextID: 1, recs: map[int64]*record{}}
@@ -271,38 +267,6 @@ func New(t testing.TB, valid func(token string) bool) *Emulator {
 	e.URL = e.srv.URL
 	t.Cleanup(e.srv.Close)
 	return e
-}
-
-// Requests reports how many HTTP requests the emulator has received,
-// whatever their outcome.
-func (e *Emulator) Requests() int64 { return e.requests.Load() }
-
-// FailNext makes the next n requests (whatever their path or credentials)
-// answer status with HubSpot's error body for that status. For 429 the body
-// is HubSpot's rate-limit shape; retryAfter, when not empty, is sent as the
-// Retry-After header (for any status).
-func (e *Emulator) FailNext(n int, status int, retryAfter string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.failN, e.failStatus, e.failRetryAfter = n, status, retryAfter
-}
-
-// LastAuthorization reports the authorization scheme of the most recent
-// request ("Bearer", "Basic", …), or "" when it carried no Authorization
-// header. It never reports the credential itself.
-func (e *Emulator) LastAuthorization() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.lastScheme
-}
-
-// SeenTokens lists the distinct credentials presented in Authorization
-// headers (the part after the scheme, whatever the scheme), in the order
-// first seen.
-func (e *Emulator) SeenTokens() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.seenTokens...)
 }
 
 // Seed creates n records of objectType with ids continuing the type's
@@ -492,21 +456,10 @@ type searchBody struct {
 }
 
 func (e *Emulator) serve(w http.ResponseWriter, r *http.Request) {
-	e.requests.Add(1)
-	scheme, token := splitAuthorization(r.Header.Get("Authorization"))
+	scheme, token, failStatus, failRetryAfter := e.Admit(r)
 
 	e.mu.Lock()
-	e.lastScheme = scheme
-	if token != "" && !e.seenSet[token] {
-		e.seenSet[token] = true
-		e.seenTokens = append(e.seenTokens, token)
-	}
 	remaining := e.countRate()
-	failStatus, failRetryAfter := 0, ""
-	if e.failN > 0 {
-		e.failN--
-		failStatus, failRetryAfter = e.failStatus, e.failRetryAfter
-	}
 	e.mu.Unlock()
 
 	h := w.Header()
@@ -534,15 +487,6 @@ func (e *Emulator) countRate() int {
 	}
 	e.windowCount++
 	return max(rateMax-e.windowCount, 0)
-}
-
-func splitAuthorization(v string) (scheme, credential string) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return "", ""
-	}
-	scheme, credential, _ = strings.Cut(v, " ")
-	return scheme, strings.TrimSpace(credential)
 }
 
 func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
