@@ -513,10 +513,7 @@ type Audit struct {
 // access (never the value) in the audit log. The refresh token is included
 // only when asked for.
 func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bool, who Audit) (Token, error) {
-	if _, err := s.st.GetConnection(ctx, orgID, id); err != nil {
-		return Token{}, notFoundConn(err, id)
-	}
-	f, err := s.Fresh(ctx, orgID, id, refresh.GetOptions{})
+	f, err := s.Fresh(ctx, orgID, id, refresh.GetOptions{}) // 404s a missing or foreign connection
 	if err != nil {
 		return Token{}, err
 	}

@@ -160,6 +160,9 @@ type Fresh struct {
 	// Version identifies what was handed out; pass it back to Get with
 	// Force after the provider rejected the token.
 	Version int64
+	// Refreshed says this call (or the in-process call it joined) refreshed
+	// the token, rather than finding it fresh or refreshed by another replica.
+	Refreshed bool
 }
 
 // GetOptions change how Get decides to refresh.
@@ -307,7 +310,7 @@ func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection,
 	}
 	e.log.InfoContext(ctx, "token refreshed", "source_connection_id", conn.ID, "source", conn.ShortName,
 		"rotated", tok.RefreshToken.Reveal() != p.Fields["refresh_token"].Reveal())
-	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: saved.ExpiresAt, Version: cur.Version + 1}, nil
+	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: saved.ExpiresAt, Version: cur.Version + 1, Refreshed: true}, nil
 }
 
 func firstNonEmpty(ss ...string) string {

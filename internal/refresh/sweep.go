@@ -73,13 +73,12 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 				case <-time.After(rand.N(o.Jitter)):
 				}
 			}
-			before := e.Stats().Refreshed
-			_, err := e.Get(ctx, c.OrganizationID, c.SourceConnectionID, GetOptions{Margin: o.Window})
+			f, err := e.Get(ctx, c.OrganizationID, c.SourceConnectionID, GetOptions{Margin: o.Window})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				res.Failed++
-			} else if e.Stats().Refreshed > before {
+			} else if f.Refreshed {
 				res.Refreshed++
 			}
 		}(c)
