@@ -34,6 +34,7 @@ import (
 	"github.com/valetkey/valetkey/internal/jwtauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
 	"github.com/valetkey/valetkey/internal/tenant"
+	"github.com/valetkey/valetkey/internal/web"
 	"github.com/valetkey/valetkey/internal/webhooks"
 )
 
@@ -112,6 +113,10 @@ func New(d Deps) http.Handler {
 			writeJSON(w, http.StatusOK, string(b))
 		})
 	}
+	r.Get(web.WidgetPath, web.Widget)
+	r.Get(web.DonePath, web.Done)
+	r.Get(web.AssetsPath+"*", web.Asset)
+	r.Get(web.EmbedPath, web.Embed)
 	docsHandler := docs.Handler()
 	r.Handle("/docs", docsHandler)
 	r.Handle("/docs/assets/*", docsHandler)
@@ -127,9 +132,9 @@ func New(d Deps) http.Handler {
 		"bearer": {Type: "http", Scheme: "bearer"},
 	}
 	api := humachi.New(r, cfg)
-	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs, Webhooks: d.Webhooks, Audit: d.Audit}, d.Logger)
+	native.Register(api, native.Services{Connections: d.Connections, Apps: d.Apps, Providers: d.Providers, Execute: d.Execute, Jobs: d.Jobs, Webhooks: d.Webhooks, Audit: d.Audit, Sessions: d.Embedded, Tenants: d.Tenants}, d.Logger)
 	if d.Embedded != nil {
-		embedded.Register(api, embedded.Services{Embedded: d.Embedded, Connections: d.Connections, Apps: d.Apps, Execute: d.Execute, Issuer: d.Issuer}, d.Logger)
+		embedded.Register(api, embedded.Services{Embedded: d.Embedded, Connections: d.Connections, Apps: d.Apps, Execute: d.Execute, Issuer: d.Issuer, Tenants: d.Tenants}, d.Logger)
 	}
 	flow := &oauthFlow{conns: d.Connections, log: d.Logger}
 	r.Get(connection.AuthorizePath+"{code}", flow.authorize)
@@ -152,7 +157,7 @@ func public(path string) bool {
 		return true
 	}
 	return strings.HasPrefix(path, "/docs/") || strings.HasPrefix(path, connection.AuthorizePath) || path == connection.CallbackPath ||
-		path == "/.well-known/jwks.json" || strings.HasPrefix(path, "/api/v1/") // the embedded dialect authenticates its own bearer tokens
+		path == "/.well-known/jwks.json" || path == web.WidgetPath || strings.HasPrefix(path, web.WidgetPath+"/") || path == web.EmbedPath || strings.HasPrefix(path, "/api/v1/") // the embedded dialect authenticates its own bearer tokens
 }
 
 // authenticate resolves X-API-Key (or Authorization: Bearer) to the caller's

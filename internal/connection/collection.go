@@ -3,6 +3,7 @@ package connection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -104,4 +105,23 @@ func (s *Service) DeleteCollection(ctx context.Context, orgID, readableID string
 		return c, err
 	}
 	return c, nil
+}
+
+// CheckCollection answers a validation error at loc when the organization
+// has no collection with this readable id.
+func (s *Service) CheckCollection(ctx context.Context, orgID, readableID string, loc ...any) error {
+	_, err := s.st.GetCollection(ctx, orgID, readableID)
+	if errors.Is(err, store.ErrNotFound) {
+		return apperr.Invalid(apperr.Field("value_error", fmt.Sprintf("Collection '%s' not found", readableID), loc...))
+	}
+	return err
+}
+
+// CheckSource answers a validation error at loc when the catalog has no
+// source with this short name.
+func (s *Service) CheckSource(shortName string, loc ...any) error {
+	if _, err := s.catalog.Get(shortName); err != nil {
+		return apperr.Invalid(apperr.Field("value_error", fmt.Sprintf("Source '%s' not found", shortName), loc...))
+	}
+	return nil
 }

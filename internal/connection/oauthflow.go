@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/valetkey/valetkey/internal/apperr"
@@ -53,7 +54,7 @@ func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catal
 		}
 		client, method = &reg.Client, MethodOAuthBrowser
 	}
-	if in.RedirectURL != "" {
+	if in.RedirectURL != "" && in.RedirectURL != s.opt.PublicURL()+WidgetDonePath {
 		allow, err := s.allowlist(ctx, orgID)
 		if err != nil {
 			return View{}, err
@@ -73,30 +74,99 @@ func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catal
 		ID: newID(), OrganizationID: orgID, CollectionID: coll.ID, CollectionRID: coll.ReadableID,
 		Name: in.Name, Description: in.Description, ShortName: src.ShortName,
 		Status: store.StatusPendingAuth, AuthMethod: method, Config: cfg, Schedule: in.Schedule, CreatedAt: now, ModifiedAt: now,
+		WorkspaceID: in.WorkspaceID,
 	}
 	if err := s.st.CreateConnection(ctx, conn, nil); err != nil {
 		return View{}, err
 	}
-	code, state := oauth.RandomToken(32), oauth.RandomToken(32)
-	sess := store.OAuthSession{ID: newID(), OrganizationID: orgID, SourceConnectionID: conn.ID, ShortName: src.ShortName,
-		CodeHash: oauth.Hash(code), StateHash: oauth.Hash(state), RedirectURL: in.RedirectURL, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
-	secrets := credential.Payload{Fields: map[string]vault.Secret{"state": vault.NewSecret(state)}}
-	if m.PKCE {
-		secrets.Fields["code_verifier"] = vault.NewSecret(oauth.NewVerifier())
-	}
-	if in.Client != nil {
-		secrets.ClientID, secrets.ClientSecret = in.Client.ID, in.Client.Secret
-	}
-	sess.Ciphertext, sess.KeyID, err = s.sealer.SealAD(credential.ADFor(store.TableOAuthSessions, orgID, sess.ID), secrets)
-	if err == nil {
-		err = s.st.CreateOAuthSession(ctx, sess)
-	}
+	authURL, exp, err := s.newBrowserSession(ctx, conn, m, in.Client, in.RedirectURL)
 	if err != nil {
 		_ = s.st.DeleteConnection(context.WithoutCancel(ctx), orgID, conn.ID)
 		return View{}, err
 	}
 	s.emit(ctx, orgID, "source_connection.created", conn)
-	return View{SourceConnection: conn, AuthURL: s.opt.PublicURL() + AuthorizePath + code, AuthURLExpires: &sess.ExpiresAt, RedirectURL: in.RedirectURL}, nil
+	return View{SourceConnection: conn, AuthURL: authURL, AuthURLExpires: &exp, RedirectURL: in.RedirectURL}, nil
+}
+
+// Reauthorize starts the browser flow again for an existing OAuth
+// connection (reconnect): the returned one-time auth URL leads to the
+// provider, and the callback replaces the credential and makes the
+// connection active. The stored credential stays usable until then.
+func (s *Service) Reauthorize(ctx context.Context, orgID, id, redirectURL string) (View, error) {
+	conn, err := s.st.GetConnection(ctx, orgID, id)
+	if err != nil {
+		return View{}, notFoundConn(err, id)
+	}
+	if conn.AuthProviderID != "" {
+		return View{}, apperr.BadRequest("Source connection '%s' is held by an auth provider; reconnect the account there", id)
+	}
+	_, m, err := s.oauthMethod(conn.ShortName)
+	if err != nil {
+		return View{}, err
+	}
+	if redirectURL != "" {
+		if err := s.CheckRedirect(ctx, orgID, redirectURL, "body", "redirect_url"); err != nil {
+			return View{}, err
+		}
+	}
+	if _, err := s.opt.Apps.For(ctx, orgID, conn.ShortName); err != nil {
+		return View{}, err
+	}
+	authURL, exp, err := s.newBrowserSession(ctx, conn, m, nil, redirectURL)
+	if err != nil {
+		return View{}, err
+	}
+	v, err := s.view(ctx, conn)
+	v.AuthURL, v.AuthURLExpires, v.RedirectURL = authURL, &exp, redirectURL
+	return v, err
+}
+
+// newBrowserSession stores a single-use OAuth session for a connection and
+// returns its one-time auth URL and expiry.
+func (s *Service) newBrowserSession(ctx context.Context, conn store.SourceConnection, m catalog.AuthMethod, client *oauth.Client, redirectURL string) (string, time.Time, error) {
+	orgID, now := conn.OrganizationID, s.now()
+	code, state := oauth.RandomToken(32), oauth.RandomToken(32)
+	sess := store.OAuthSession{ID: newID(), OrganizationID: orgID, SourceConnectionID: conn.ID, ShortName: conn.ShortName,
+		CodeHash: oauth.Hash(code), StateHash: oauth.Hash(state), RedirectURL: redirectURL, CreatedAt: now, ExpiresAt: now.Add(SessionTTL)}
+	secrets := credential.Payload{Fields: map[string]vault.Secret{"state": vault.NewSecret(state)}}
+	if m.PKCE {
+		secrets.Fields["code_verifier"] = vault.NewSecret(oauth.NewVerifier())
+	}
+	if client != nil {
+		secrets.ClientID, secrets.ClientSecret = client.ID, client.Secret
+	}
+	var err error
+	sess.Ciphertext, sess.KeyID, err = s.sealer.SealAD(credential.ADFor(store.TableOAuthSessions, orgID, sess.ID), secrets)
+	if err == nil {
+		err = s.st.CreateOAuthSession(ctx, sess)
+	}
+	return s.opt.PublicURL() + AuthorizePath + code, sess.ExpiresAt, err
+}
+
+// WidgetDonePath is the Connect widget's page an OAuth popup lands on; it is
+// Valetkey's own, so it needs no allowlist entry.
+const WidgetDonePath = "/embedded-widget/done"
+
+// CheckRedirect checks a URL the browser will be sent to after a flow: an
+// absolute http(s) URL without credentials or fragment and, when the
+// organization keeps an allowlist, on it. Valetkey's own widget page is
+// always allowed.
+func (s *Service) CheckRedirect(ctx context.Context, orgID, redirectURL string, loc ...any) error {
+	if redirectURL == s.opt.PublicURL()+WidgetDonePath {
+		return nil
+	}
+	u, perr := url.Parse(redirectURL)
+	if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" || strings.ContainsAny(redirectURL, "\r\n") {
+		return apperr.Invalid(apperr.Field("url_parsing", "redirect_url must be an absolute http(s) URL", loc...))
+	}
+	allow, err := s.allowlist(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	if len(allow) > 0 && !oauthapp.Allowed(allow, redirectURL) {
+		return apperr.Invalid(apperr.Field("value_error", "redirect_url is not on the organization's redirect URL allowlist", loc...))
+	}
+	return nil
 }
 
 // SecretTTL is how long a server-side OAuth secret stays usable.
@@ -112,16 +182,8 @@ func (s *Service) InitiateServerSide(ctx context.Context, orgID, workspaceID, sh
 	if err != nil {
 		return "", err
 	}
-	u, perr := url.Parse(redirectURL)
-	if perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "" {
-		return "", apperr.Invalid(apperr.Field("url_parsing", "redirect_url must be an absolute http(s) URL", "body", "redirect_url"))
-	}
-	allow, err := s.allowlist(ctx, orgID)
-	if err != nil {
+	if err := s.CheckRedirect(ctx, orgID, redirectURL, "body", "redirect_url"); err != nil {
 		return "", err
-	}
-	if len(allow) > 0 && !oauthapp.Allowed(allow, redirectURL) {
-		return "", apperr.Invalid(apperr.Field("value_error", "redirect_url is not on the organization's redirect URL allowlist", "body", "redirect_url"))
 	}
 	config, cerrs := checkConfig(src, input, []any{"body", "oauth_input_configuration"}, true)
 	if len(cerrs) > 0 {
@@ -458,3 +520,6 @@ func withQuery(u string, params url.Values) string {
 	parsed.RawQuery = q.Encode()
 	return parsed.String()
 }
+
+// WidgetDoneURL is where the Connect widget's OAuth popups land.
+func (s *Service) WidgetDoneURL() string { return s.opt.PublicURL() + WidgetDonePath }

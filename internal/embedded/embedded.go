@@ -67,6 +67,24 @@ type Caller struct {
 	WorkspaceID   string
 	AllowedOrigin string
 	ExternalUser  string
+	// Connect narrows a Connect-session token (collection, sources,
+	// redirect); zero for widget tokens of the embedded API.
+	Connect jwtauth.ConnectScope
+	// ExpiresAt is when a scoped token stops working.
+	ExpiresAt time.Time
+}
+
+// SourceAllowed reports whether the caller may connect a source.
+func (c Caller) SourceAllowed(shortName string) bool {
+	if len(c.Connect.AllowedSources) == 0 {
+		return true
+	}
+	for _, s := range c.Connect.AllowedSources {
+		if s == shortName {
+			return true
+		}
+	}
+	return false
 }
 
 // Scoped reports whether the caller is an end user limited to one workspace.
@@ -125,6 +143,12 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Caller, erro
 		if c.Act != nil {
 			out.ExternalUser = c.Act.Sub
 		}
+		if c.Connect != nil {
+			out.Connect = *c.Connect
+		}
+		if c.ExpiresAt != nil {
+			out.ExpiresAt = c.ExpiresAt.Time
+		}
 		// The workspace must still exist in the token's organization.
 		if _, err := s.st.GetWorkspace(ctx, c.Organization, out.WorkspaceID); err != nil {
 			return Caller{}, apperr.Unauthorized("Invalid or expired token")
@@ -168,6 +192,8 @@ func (s *Service) ListWorkspaces(ctx context.Context, orgID string) ([]store.Wor
 
 // WidgetToken mints a workspace-scoped token for an end user and wraps it
 // as the seeds describe: base64(JSON {"token": <JWT>, "widgetUrl": ...}).
+// allowedOrigin may be any string (the seeds allow it when the widget is
+// not used); the widget is embeddable only by a real origin.
 func (s *Service) WidgetToken(ctx context.Context, caller Caller, externalUserID, organizationID, allowedOrigin string) (string, error) {
 	if organizationID != "" && organizationID != caller.OrganizationID {
 		return "", apperr.NotFound("Organization '%s' not found", organizationID)
@@ -179,14 +205,120 @@ func (s *Service) WidgetToken(ctx context.Context, caller Caller, externalUserID
 	if err != nil {
 		return "", err
 	}
-	jwt, _, err := s.issuer.Sign(ctx, jwtauth.Claims{Type: jwtauth.TypeEmbedded, Organization: caller.OrganizationID,
-		Roles: []string{jwtauth.RoleEndUser}, Act: &jwtauth.Actor{Sub: externalUserID},
-		WorkspaceScope: &jwtauth.WorkspaceScope{WorkspaceID: w.ID}, AllowedOrigin: allowedOrigin,
+	sess, err := s.mint(ctx, caller, w, allowedOrigin, nil)
+	return sess.Token, err
+}
+
+// Session is a minted widget session.
+type Session struct {
+	// Token is base64(JSON {"token": <JWT>, "widgetUrl": ...}), the value
+	// the widget and embed.js take.
+	Token string
+	// URL opens the widget as a page of its own; it carries the token in
+	// its fragment (never sent to a server), which the page moves to memory.
+	URL       string
+	WidgetURL string
+	ExpiresAt time.Time
+}
+
+func (s *Service) mint(ctx context.Context, caller Caller, w store.Workspace, allowedOrigin string, scope *jwtauth.ConnectScope) (Session, error) {
+	jwt, exp, err := s.issuer.Sign(ctx, jwtauth.Claims{Type: jwtauth.TypeEmbedded, Organization: caller.OrganizationID,
+		Roles: []string{jwtauth.RoleEndUser}, Act: &jwtauth.Actor{Sub: w.ExternalUserID},
+		WorkspaceScope: &jwtauth.WorkspaceScope{WorkspaceID: w.ID}, AllowedOrigin: allowedOrigin, Connect: scope,
 		RegisteredClaims: jwtRegistered(caller.Subject)}, ScopedTTL)
 	if err != nil {
-		return "", err
+		return Session{}, err
 	}
-	q := url.Values{"workspaceId": {w.ID}, "allowedOrigin": {allowedOrigin}}
-	inner, _ := json.Marshal(map[string]string{"token": jwt, "widgetUrl": s.publicURL() + "/embedded-widget?" + q.Encode()})
-	return base64.StdEncoding.EncodeToString(inner), nil
+	q := url.Values{"workspaceId": {w.ID}}
+	if allowedOrigin != "" {
+		q.Set("allowedOrigin", allowedOrigin)
+	}
+	widgetURL := s.publicURL() + "/embedded-widget?" + q.Encode()
+	inner, _ := json.Marshal(map[string]string{"token": jwt, "widgetUrl": widgetURL})
+	tok := base64.StdEncoding.EncodeToString(inner)
+	return Session{Token: tok, URL: widgetURL + "#token=" + url.QueryEscape(tok), WidgetURL: widgetURL, ExpiresAt: exp}, nil
+}
+
+// SessionInput is a Connect session of the native API.
+type SessionInput struct {
+	Collection     string
+	ExternalUserID string
+	AllowedSources []string
+	RedirectURL    string
+	AllowedOrigin  string
+}
+
+// Checks are the rules a Connect session's fields must pass that belong to
+// other services: the collection exists, the sources are in the catalog,
+// the redirect URL is allowed.
+type Checks interface {
+	CheckCollection(ctx context.Context, orgID, readableID string, loc ...any) error
+	CheckSource(shortName string, loc ...any) error
+	CheckRedirect(ctx context.Context, orgID, redirectURL string, loc ...any) error
+}
+
+// ConnectSession mints a short-lived widget session for the native API: one
+// end user's workspace (a new anonymous one when no external user is
+// named), optionally one collection and a subset of sources.
+func (s *Service) ConnectSession(ctx context.Context, caller Caller, in SessionInput, checks Checks) (Session, error) {
+	var errs []apperr.FieldError
+	add := func(err error) error {
+		if ae, ok := apperr.As(err); ok && ae.Kind == apperr.KindValidation {
+			errs = append(errs, ae.Fields...)
+			return nil
+		}
+		return err
+	}
+	if in.AllowedOrigin != "" && !IsOrigin(in.AllowedOrigin) {
+		errs = append(errs, apperr.Field("value_error", "allowed_origin must be an origin like https://app.example.com (scheme, host and optional port only)", "body", "allowed_origin"))
+	}
+	if len(in.AllowedSources) > 200 {
+		errs = append(errs, apperr.Field("too_long", "allowed_sources may name at most 200 sources", "body", "allowed_sources"))
+	}
+	for i, short := range in.AllowedSources {
+		if err := add(checks.CheckSource(short, "body", "allowed_sources", i)); err != nil {
+			return Session{}, err
+		}
+	}
+	if in.Collection != "" {
+		if err := add(checks.CheckCollection(ctx, caller.OrganizationID, in.Collection, "body", "collection")); err != nil {
+			return Session{}, err
+		}
+	}
+	if in.RedirectURL != "" {
+		if err := add(checks.CheckRedirect(ctx, caller.OrganizationID, in.RedirectURL, "body", "redirect_url")); err != nil {
+			return Session{}, err
+		}
+	}
+	if len(errs) > 0 {
+		return Session{}, apperr.Invalid(errs...)
+	}
+	ext := in.ExternalUserID
+	if ext == "" {
+		ext = "anonymous-" + uuid.NewString()
+	}
+	w, err := s.Workspace(ctx, caller.OrganizationID, ext)
+	if err != nil {
+		return Session{}, err
+	}
+	return s.mint(ctx, caller, w, in.AllowedOrigin, &jwtauth.ConnectScope{Collection: in.Collection, AllowedSources: in.AllowedSources, RedirectURL: in.RedirectURL})
+}
+
+// PublicOrigin is the origin of Valetkey's own pages (the widget), from
+// which scoped tokens may always be used.
+func (s *Service) PublicOrigin() string {
+	u, err := url.Parse(s.publicURL())
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// IsOrigin reports whether s is a serialized web origin: http(s), a host,
+// an optional port, nothing else.
+func IsOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery && s == u.Scheme+"://"+u.Host &&
+		!strings.ContainsAny(s, " ;,'\"\\\r\n")
 }

@@ -42,6 +42,15 @@ type WorkspaceScope struct {
 	WorkspaceID string `json:"workspaceId"`
 }
 
+// ConnectScope narrows a scoped token further: the Connect session of the
+// native API names the collection new connections go to, the sources the
+// end user may pick from, and where to send the browser when done.
+type ConnectScope struct {
+	Collection     string   `json:"collection,omitempty"`
+	AllowedSources []string `json:"allowed_sources,omitempty"`
+	RedirectURL    string   `json:"redirect_url,omitempty"`
+}
+
 // Claims are Valetkey's JWT claims.
 type Claims struct {
 	jwt.RegisteredClaims
@@ -51,6 +60,7 @@ type Claims struct {
 	Act            *Actor          `json:"act,omitempty"`
 	WorkspaceScope *WorkspaceScope `json:"io.valetkey.auth.workspace_scope,omitempty"`
 	AllowedOrigin  string          `json:"allowed_origin,omitempty"`
+	Connect        *ConnectScope   `json:"io.valetkey.connect,omitempty"`
 }
 
 // Store is what the issuer needs from storage.

@@ -22,6 +22,15 @@ type Organization struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	Branding  Branding
+}
+
+// Branding is what an organization shows its end users in the Connect
+// widget (white label). Empty fields mean the defaults.
+type Branding struct {
+	DisplayName string
+	AccentColor string
+	LogoURL     string
 }
 
 // APIKey is an organization's API key; only a hash of the key is stored.
@@ -371,6 +380,7 @@ type Store interface {
 	GetOrganization(ctx context.Context, idOrName string) (Organization, error)
 	ListOrganizations(ctx context.Context) ([]Organization, error)
 	CountOrganizations(ctx context.Context) (int, error)
+	SetBranding(ctx context.Context, orgID string, b Branding) error
 
 	CreateAPIKey(ctx context.Context, k APIKey) error
 	// APIKeyByHash returns the unrevoked key with this hash.

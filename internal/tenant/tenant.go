@@ -33,6 +33,7 @@ type Store interface {
 	GetOrganization(ctx context.Context, idOrName string) (store.Organization, error)
 	ListOrganizations(ctx context.Context) ([]store.Organization, error)
 	CountOrganizations(ctx context.Context) (int, error)
+	SetBranding(ctx context.Context, orgID string, b store.Branding) error
 	CreateAPIKey(ctx context.Context, k store.APIKey) error
 	APIKeyByHash(ctx context.Context, hash []byte) (store.APIKey, error)
 	ListAPIKeys(ctx context.Context, orgID string) ([]store.APIKey, error)

@@ -25,6 +25,7 @@ import (
 	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/jwtauth"
 	"github.com/valetkey/valetkey/internal/oauthapp"
+	"github.com/valetkey/valetkey/internal/tenant"
 	"github.com/valetkey/valetkey/internal/vault"
 )
 
@@ -35,6 +36,7 @@ type Services struct {
 	Apps        *oauthapp.Service
 	Execute     *execute.Engine
 	Issuer      *jwtauth.Issuer
+	Tenants     *tenant.Service
 }
 
 type handlers struct {
@@ -79,7 +81,7 @@ func Middleware(e *emb.Service) func(http.Handler) http.Handler {
 			}
 			if origin != "" {
 				w.Header().Add("Vary", "Origin")
-				if c.Scoped() {
+				if c.Scoped() && origin != e.PublicOrigin() { // the widget runs on Valetkey's own origin
 					if origin != c.AllowedOrigin {
 						shared.WriteDetail(w, http.StatusForbidden, "Origin not allowed for this token")
 						return
@@ -127,6 +129,7 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	h.oauth(api)
 	h.connectors(api)
 	h.sources(api)
+	h.widget(api)
 }
 
 func (h *handlers) tokens(api huma.API) {
@@ -235,6 +238,9 @@ func (h *handlers) resolve(ctx context.Context, connectorType, externalUserID st
 	src, err := h.source(connectorType)
 	if err != nil {
 		return target{}, err
+	}
+	if !c.SourceAllowed(src.ShortName) {
+		return target{}, apperr.Forbidden("Source '" + src.ShortName + "' is not offered in this session")
 	}
 	ws, err := h.workspaceFor(ctx, c, externalUserID, create)
 	return target{caller: c, src: src, workspace: ws}, err

@@ -12,9 +12,11 @@ import (
 
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
+	"github.com/valetkey/valetkey/internal/embedded"
 	"github.com/valetkey/valetkey/internal/execute"
 	"github.com/valetkey/valetkey/internal/jobs"
 	"github.com/valetkey/valetkey/internal/oauthapp"
+	"github.com/valetkey/valetkey/internal/tenant"
 	"github.com/valetkey/valetkey/internal/webhooks"
 )
 
@@ -37,6 +39,9 @@ type Services struct {
 	Jobs        *jobs.Service
 	Webhooks    *webhooks.Service
 	Audit       AuditReader
+	// Sessions and Tenants serve the Connect widget's session and branding routes.
+	Sessions *embedded.Service
+	Tenants  *tenant.Service
 }
 
 // Register adds the native routes to api.
@@ -55,6 +60,9 @@ func Register(api huma.API, svc Services, log *slog.Logger) {
 	}
 	if svc.Audit != nil {
 		RegisterAudit(api, svc.Audit, h)
+	}
+	if svc.Sessions != nil && svc.Tenants != nil {
+		RegisterConnect(api, svc.Sessions, svc.Tenants, h)
 	}
 	h.registerCollections(api)
 	h.registerSources(api)

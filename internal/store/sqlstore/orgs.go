@@ -17,21 +17,34 @@ func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) er
 
 // GetOrganization finds an organization by id or by name.
 func (s *Store) GetOrganization(ctx context.Context, idOrName string) (store.Organization, error) {
-	o, err := scanOrganization(s.queryRow(ctx, s.db, `SELECT id, name, created_at FROM organizations WHERE id = ? OR name = ? ORDER BY created_at LIMIT 1`,
+	o, err := scanOrganization(s.queryRow(ctx, s.db, `SELECT id, name, created_at, display_name, accent_color, logo_url FROM organizations WHERE id = ? OR name = ? ORDER BY created_at LIMIT 1`,
 		idOrName, idOrName))
 	return o, s.wrap(err, "organization")
 }
 
 func scanOrganization(sc scanner) (store.Organization, error) {
 	var o store.Organization
-	err := sc.Scan(&o.ID, &o.Name, &o.CreatedAt)
+	err := sc.Scan(&o.ID, &o.Name, &o.CreatedAt, &o.Branding.DisplayName, &o.Branding.AccentColor, &o.Branding.LogoURL)
 	o.CreatedAt = o.CreatedAt.UTC()
 	return o, err
 }
 
+// SetBranding replaces an organization's white-label settings.
+func (s *Store) SetBranding(ctx context.Context, orgID string, b store.Branding) error {
+	res, err := s.exec(ctx, s.w, `UPDATE organizations SET display_name = ?, accent_color = ?, logo_url = ? WHERE id = ?`,
+		b.DisplayName, b.AccentColor, b.LogoURL, orgID)
+	if err != nil {
+		return s.wrap(err, "set branding")
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
 // ListOrganizations lists every organization, oldest first.
 func (s *Store) ListOrganizations(ctx context.Context) ([]store.Organization, error) {
-	rows, err := s.query(ctx, s.db, `SELECT id, name, created_at FROM organizations ORDER BY created_at, id`)
+	rows, err := s.query(ctx, s.db, `SELECT id, name, created_at, display_name, accent_color, logo_url FROM organizations ORDER BY created_at, id`)
 	return collect(s, rows, err, "list organizations", scanOrganization)
 }
 

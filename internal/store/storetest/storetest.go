@@ -109,6 +109,17 @@ func testOrganizations(t *testing.T, s store.Store) {
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list = %v, %v", list, err)
 	}
+	b := store.Branding{DisplayName: "Acme Inc", AccentColor: "#0a7cff", LogoURL: "https://acme.example/logo.svg"}
+	if err := s.SetBranding(ctx, o.ID, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetOrganization(ctx, o.ID); err != nil || got.Branding != b {
+		t.Fatalf("branding = %+v, %v; want %+v", got.Branding, err, b)
+	}
+	if got, _ := s.GetOrganization(ctx, "globex"); got.Branding != (store.Branding{}) {
+		t.Fatalf("another organization's branding changed: %+v", got.Branding)
+	}
+	wantErr(t, s.SetBranding(ctx, "nope", b), store.ErrNotFound)
 }
 
 func testAPIKeys(t *testing.T, s store.Store) {
