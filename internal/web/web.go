@@ -48,7 +48,9 @@ func page(w http.ResponseWriter, name, ancestors string) {
 	h.Set("Content-Security-Policy", csp(ancestors))
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin-allow-popups")
+	// No Cross-Origin-Opener-Policy: the widget talks to its opener (embed.js
+	// in popup mode) and the OAuth popup to the widget through window.opener,
+	// which COOP would sever.
 	if ancestors == "'none'" {
 		h.Set("X-Frame-Options", "DENY")
 	}

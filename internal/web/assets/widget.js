@@ -151,7 +151,7 @@
             for (const s of session.sources) {
                 if (q && !(s.name.toLowerCase().includes(q) || s.category.toLowerCase().includes(q) || s.short_name.includes(q)))
                     continue;
-                const card = h("button", { type: "button", class: "card", "data-source": s.short_name }, monogram(s.name), h("span", { class: "name" }, s.name), h("span", { class: "category" }, s.category));
+                const card = h("button", { type: "button", class: "card", "data-source": s.short_name }, monogram(s.name), h("span", { class: "name" }, s.name), h("span", { class: "category" }, s.category.replace(/_/g, " ")));
                 card.addEventListener("click", () => (s.oauth && s.fields.length === 0 ? startOAuth(s) : renderForm(s)));
                 grid.append(h("li", {}, card));
             }
