@@ -180,6 +180,7 @@ var hostPage = template.Must(template.New("host").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title></head>
 <body style="font-family:sans-serif;background:#eef2f7;margin:0;padding:16px">
 <h1 style="font-size:18px">{{.Title}}</h1>
+<button id="open" type="button">Connect an account</button>
 <div id="slot" style="width:480px;height:720px;background:#fff;border-radius:12px;overflow:hidden"></div>
 <script src="{{.Valetkey}}/embed.js"></script>
 <script src="/app.js"></script>
@@ -192,14 +193,22 @@ func host(t *testing.T, title, valetkey string, token func() string) *httptest.S
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		_ = hostPage.Execute(w, map[string]string{"Title": title, "Valetkey": valetkey})
 	})
+	mux.HandleFunc("GET /done", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "<!doctype html><title>Back in the app</title>") })
 	mux.HandleFunc("GET /app.js", func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := json.Marshal(token())
 		w.Header().Set("Content-Type", "text/javascript")
 		fmt.Fprintf(w, `window.events = []; window.messages = [];
 window.addEventListener("message", (e) => window.messages.push(e.data));
-const theme = new URLSearchParams(location.search).get("theme") || undefined;
-window.handle = Valetkey.open({token: %s, container: "#slot", theme, onEvent: (e) => window.events.push(e)});
-document.querySelector("#slot iframe").addEventListener("load", () => { window.frameLoaded = true; });`, tok)
+const q = new URLSearchParams(location.search);
+const theme = q.get("theme") || undefined;
+if (q.get("mode") === "popup") {
+  document.getElementById("open").addEventListener("click", () => {
+    window.handle = Valetkey.open({token: %[1]s, mode: "popup", onEvent: (e) => window.events.push(e), onClose: () => { window.widgetClosed = true; }});
+  });
+} else {
+  window.handle = Valetkey.open({token: %[1]s, container: "#slot", theme, onEvent: (e) => window.events.push(e)});
+  document.querySelector("#slot iframe").addEventListener("load", () => { window.frameLoaded = true; });
+}`, tok)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -410,5 +419,68 @@ const f = document.createElement("iframe"); f.src = %q; f.style.width = "480px";
 	raw := get(t, ctx, "messages", chromedp.Evaluate[string](`JSON.stringify(window.messages)`))
 	if !strings.Contains(raw, "valetkey:ready") || strings.Contains(raw, "valetkey:connection") || strings.Contains(raw, "valetkey:close") {
 		t.Fatalf("evil page received %s", raw)
+	}
+}
+
+// TestWidgetPopupAndPage: embed.js in popup mode, and the Connect session's
+// url opened as a page of its own (token in the fragment, moved to memory,
+// redirect_url when done).
+func TestWidgetPopupAndPage(t *testing.T) {
+	ctx := browser(t)
+	s := testkit.NewServer(t, testkit.SQLiteURL(t))
+	var hostOrigin string
+	session := func(extra map[string]any) map[string]any {
+		body := map[string]any{"external_user_id": "u-popup", "allowed_origin": hostOrigin, "allowed_sources": []string{"stripe"}}
+		for k, v := range extra {
+			body[k] = v
+		}
+		r := s.Do(t, s.Key, "POST", "/connect/sessions", body)
+		if r.Status != 200 {
+			t.Fatalf("session: %d %s", r.Status, r.Body)
+		}
+		return r.Map(t)
+	}
+	h := host(t, "Popup host", s.URL, func() string { return session(nil)["token"].(string) })
+	hostOrigin = onLocalhost(h.URL)
+
+	run(t, ctx, "open host", chromedp.Navigate(hostOrigin+"/?mode=popup"), chromedp.WaitVisible(css(`#open`)), chromedp.Click(css(`#open`)))
+	w := attach(t, ctx, "widget popup", func(i *target.Info) bool {
+		return i.Type == "page" && strings.HasPrefix(i.URL, s.URL+"/embedded-widget")
+	})
+	run(t, w, "only the allowed source", chromedp.WaitVisible(css(`#grid [data-source="stripe"]`)))
+	if n := get(t, w, "cards", chromedp.Evaluate[int](`document.querySelectorAll("#grid .card").length`)); n != 1 {
+		t.Fatalf("%d sources offered, want 1", n)
+	}
+	run(t, w, "form", chromedp.Click(css(`#grid [data-source="stripe"]`)), chromedp.WaitVisible(css(`#f-auth_fields-api_key`)))
+	typeInto(t, w, `#f-auth_fields-api_key`, "sk_live_POPUP123")
+	run(t, w, "submit", chromedp.Click(css(`form button[type="submit"]`)), chromedp.WaitVisible(css(`.connection[data-status="active"]`)))
+	if evs := waitEvents(t, ctx, 1); evs[0].Event != "created" || evs[0].ShortName != "stripe" {
+		t.Fatalf("event = %+v", evs[0])
+	}
+	run(t, w, "close", chromedp.Click(css(`#close`)))
+	for !get(t, ctx, "closed", chromedp.Evaluate[bool](`window.widgetClosed === true`)) {
+		run(t, ctx, "wait", chromedp.Sleep(50*time.Millisecond))
+	}
+
+	// The session url as a top-level page: the token leaves the address bar
+	// at once, and finishing sends the browser to redirect_url.
+	m := session(map[string]any{"redirect_url": h.URL + "/done", "allowed_origin": ""})
+	run(t, ctx, "open url", chromedp.Navigate(m["url"].(string)), chromedp.WaitVisible(css(`#grid [data-source="stripe"]`)))
+	if href := get(t, ctx, "href", chromedp.Evaluate[string](`location.href`)); strings.Contains(href, "token") {
+		t.Fatalf("the token stayed in the URL: %s", href)
+	}
+	run(t, ctx, "form", chromedp.Click(css(`#grid [data-source="stripe"]`)), chromedp.WaitVisible(css(`#f-auth_fields-api_key`)))
+	typeInto(t, ctx, `#f-auth_fields-api_key`, "sk_live_PAGE456")
+	run(t, ctx, "submit", chromedp.Click(css(`form button[type="submit"]`)))
+	for {
+		href := get(t, ctx, "href", chromedp.Evaluate[string](`location.href`))
+		if strings.HasPrefix(href, h.URL+"/done?") {
+			u, _ := url.Parse(href)
+			if u.Query().Get("status") != "success" || u.Query().Get("source_connection_id") == "" {
+				t.Fatalf("redirected to %s", href)
+			}
+			break
+		}
+		run(t, ctx, "wait", chromedp.Sleep(50*time.Millisecond))
 	}
 }
