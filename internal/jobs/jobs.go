@@ -438,14 +438,7 @@ func (s *Service) pages(ctx context.Context, j store.SyncJob, v connection.View,
 				}
 			}
 		}
-		ins, upd, kept, err := s.st.UpsertRecords(ctx, recs, j.ID)
-		if err != nil {
-			return err
-		}
-		if _, err := s.st.UpdateSyncJob(ctx, j.OrganizationID, j.ID, func(x *store.SyncJob) error {
-			x.Inserted, x.Updated, x.Kept = x.Inserted+ins, x.Updated+upd, x.Kept+kept
-			return nil
-		}); err != nil {
+		if _, _, _, err := s.st.UpsertRecords(ctx, recs, j.ID); err != nil { // counts go to the job in the same commit
 			return err
 		}
 		if res.Cursor == nil || (cursor != nil && *res.Cursor == *cursor) {

@@ -491,7 +491,8 @@ type Store interface {
 	ListStaleSyncJobs(ctx context.Context, staleBefore time.Time, limit int) ([]SyncJob, error)
 
 	// UpsertRecords stores a page of records seen by job, keyed by
-	// (connection, entity type, upstream id), and counts what changed.
+	// (connection, entity type, upstream id), counts what changed, and adds
+	// the counts to the job's counters in the same transaction.
 	UpsertRecords(ctx context.Context, recs []Record, jobID string) (inserted, updated, kept int, err error)
 	// DeleteUnseenRecords removes a connection's records of an entity type
 	// that job did not see (after a full sync).

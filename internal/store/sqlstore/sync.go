@@ -96,7 +96,7 @@ func (s *Store) SyncJobStats(ctx context.Context, orgID, connectionID string) (s
 
 // UpsertRecords stores one page of records in one transaction: one read of
 // what exists, one multi-row insert of the new, one update marking the
-// unchanged as seen, and one update per changed record.
+// unchanged as seen, one update per changed record, and the job's counters.
 func (s *Store) UpsertRecords(ctx context.Context, recs []store.Record, jobID string) (inserted, updated, kept int, err error) {
 	type key struct{ conn, entity string }
 	groups := map[key][]store.Record{}
@@ -169,7 +169,11 @@ func (s *Store) UpsertRecords(ctx context.Context, recs []store.Record, jobID st
 				}
 			}
 		}
-		return nil
+		// The job's counters move with the records, in the same commit: a
+		// worker killed between two commits would otherwise lose counts.
+		_, err := s.exec(ctx, tx, `UPDATE sync_jobs SET entities_inserted = entities_inserted + ?, entities_updated = entities_updated + ?,
+			entities_kept = entities_kept + ? WHERE id = ?`, inserted, updated, kept, jobID)
+		return s.wrap(err, "upsert records")
 	})
 	if err != nil {
 		return 0, 0, 0, err
