@@ -60,6 +60,9 @@ type Deps struct {
 	Issuer      *jwtauth.Issuer
 	DB          Pinger
 	Logger      *slog.Logger
+	// RateLimit and RateBurst bound each caller's requests (0: no limit).
+	RateLimit float64
+	RateBurst int
 	// Registry receives the HTTP metrics; nil makes a private one.
 	Registry *prometheus.Registry
 }
@@ -83,6 +86,7 @@ func New(d Deps) http.Handler {
 	if d.Embedded != nil {
 		r.Use(embedded.Middleware(d.Embedded))
 	}
+	r.Use(newRateLimiter(d.RateLimit, d.RateBurst).middleware)
 
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeDetail(w, http.StatusNotFound, "Not Found") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {

@@ -56,7 +56,8 @@ type App struct {
 	Queue       *jobs.Queue
 	Webhooks    *webhooks.Service
 
-	publicURL atomic.Value // string
+	publicURL     atomic.Value // string
+	stopRetention context.CancelFunc
 }
 
 // PublicURL is where browsers and providers reach this server.
@@ -159,13 +160,56 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	return a, nil
 }
 
-// StartWorkers starts the job queue's workers.
-func (a *App) StartWorkers(ctx context.Context) error { return a.Queue.Start(ctx) }
+// StartWorkers starts the job queue's workers and the audit retention.
+func (a *App) StartWorkers(ctx context.Context) error {
+	if a.Config.AuditRetention > 0 {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopRetention = cancel
+		go a.retainAudit(rctx)
+	}
+	return a.Queue.Start(ctx)
+}
+
+// AuditPruneEvery is how often each replica deletes expired audit events.
+const AuditPruneEvery = time.Hour
+
+// retainAudit deletes audit events older than VALETKEY_AUDIT_RETENTION at
+// start and then hourly (idempotent, so every replica may do it).
+func (a *App) retainAudit(ctx context.Context) {
+	t := time.NewTicker(AuditPruneEvery)
+	defer t.Stop()
+	for {
+		if _, err := a.PruneAudit(ctx); err != nil && ctx.Err() == nil {
+			a.Log.WarnContext(ctx, "audit retention failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PruneAudit deletes the audit events older than the retention now.
+func (a *App) PruneAudit(ctx context.Context) (int, error) {
+	now := time.Now
+	if a.Config.Clock != nil {
+		now = a.Config.Clock
+	}
+	n, err := a.Store.PruneAudit(ctx, now().Add(-a.Config.AuditRetention))
+	if n > 0 {
+		a.Log.InfoContext(ctx, "deleted expired audit events", "count", n, "retention", a.Config.AuditRetention.String())
+	}
+	return n, err
+}
 
 // Close stops the workers (if started) and releases the database.
 func (a *App) Close() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if a.stopRetention != nil {
+		a.stopRetention()
+	}
 	_ = a.Queue.Stop(sctx)
 	return a.Store.Close()
 }
@@ -226,7 +270,8 @@ func (a *App) registry() *prometheus.Registry {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log, Registry: a.registry()})
+	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log, Registry: a.registry(),
+		RateLimit: a.Config.RateLimit, RateBurst: a.Config.RateBurst})
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

@@ -22,7 +22,7 @@ var requiredSources = []string{
 	"todoist", "gitlab",
 }
 
-const minBuiltinSources = 64
+const minBuiltinSources = 150
 
 var (
 	labelRE         = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)

@@ -40,6 +40,13 @@ type Config struct {
 	// AllowPrivateTargets lets webhook deliveries reach loopback and private
 	// addresses (off by default: a subscriber could aim Valetkey inside).
 	AllowPrivateTargets bool `env:"VALETKEY_ALLOW_PRIVATE_TARGETS"`
+	// RateLimit is the steady requests per second each API key (or bearer
+	// token's subject) may send to one replica, RateBurst how many it may
+	// send at once; the excess gets 429 with Retry-After. 0 disables.
+	RateLimit float64 `env:"VALETKEY_RATE_LIMIT" envDefault:"1000"`
+	RateBurst int     `env:"VALETKEY_RATE_BURST" envDefault:"2000"`
+	// AuditRetention is how long audit records are kept (0 keeps them forever).
+	AuditRetention time.Duration `env:"VALETKEY_AUDIT_RETENTION" envDefault:"2160h"`
 	// JobRescueAfter: a job left running by a replica that died is handed
 	// to another worker after this long (default 2m).
 	JobRescueAfter time.Duration `env:"VALETKEY_JOB_RESCUE_AFTER"`

@@ -534,4 +534,6 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, orgID string, f AuditFilter) ([]AuditEvent, error)
+	// PruneAudit deletes audit events created before the given time (retention).
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
 }

@@ -177,6 +177,16 @@ func scanAudit(sc scanner) (store.AuditEvent, error) {
 	return e, err
 }
 
+// PruneAudit deletes audit events older than before, in every organization.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.exec(ctx, s.w, `DELETE FROM audit_log WHERE created_at < ?`, utc(before))
+	if err != nil {
+		return 0, s.wrap(err, "prune audit")
+	}
+	n, err := res.RowsAffected()
+	return int(n), s.wrap(err, "prune audit")
+}
+
 // ListAudit returns an organization's newest matching audit events first.
 func (s *Store) ListAudit(ctx context.Context, orgID string, f store.AuditFilter) ([]store.AuditEvent, error) {
 	q := `SELECT id, organization_id, actor, action, target_type, target_id, remote_addr, created_at FROM audit_log WHERE organization_id = ?`

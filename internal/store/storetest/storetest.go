@@ -405,6 +405,18 @@ func testAudit(t *testing.T, s store.Store) {
 	if recent, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{Since: now().Add(1500 * time.Millisecond)}); len(recent) != 1 {
 		t.Fatalf("filtered by time = %+v", recent)
 	}
+	// Retention removes what is older than the cut, in every organization.
+	other := mustOrg(t, s, "globex")
+	if err := s.AppendAudit(ctx, store.AuditEvent{ID: newID(), OrganizationID: other.ID, Actor: "apikey:2", Action: "credential.read",
+		TargetType: "source_connection", TargetID: "x", CreatedAt: now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PruneAudit(ctx, now().Add(1500*time.Millisecond)); err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v; want 3", n, err)
+	}
+	if left, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{}); len(left) != 1 || left[0].TargetID != "2" {
+		t.Fatalf("after prune = %+v", left)
+	}
 }
 
 func testLease(t *testing.T, s store.Store) {
