@@ -9,13 +9,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/valetkey/valetkey/internal/app"
+	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/config"
 	"github.com/valetkey/valetkey/internal/credential"
 	"github.com/valetkey/valetkey/internal/vault"
@@ -68,7 +71,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		c.cfg = cfg
 		return cfg.Resolve()
 	}
-	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.orgCmd(), c.apikeyCmd(), c.keysCmd(), c.appCmd())
+	root.AddCommand(c.serveCmd(), c.migrateCmd(), c.orgCmd(), c.apikeyCmd(), c.keysCmd(), c.appCmd(), c.sourcesCmd())
 	return root
 }
 
@@ -363,5 +366,64 @@ func (c *cli) keysCmd() *cobra.Command {
 	}
 	c.jsonFlag(signing)
 	cmd.AddCommand(rotate, list, prune, signing)
+	return cmd
+}
+
+// sourcesCmd lists the catalog (built in plus VALETKEY_CATALOG_DIR) with
+// each source's auth methods; it needs no database.
+func (c *cli) sourcesCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sources",
+		Short: "List the source catalog with auth methods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cat, err := catalog.Load(c.cfg.CatalogDir)
+			if err != nil {
+				return err
+			}
+			type method struct {
+				Type      string   `json:"type"`
+				OAuthType string   `json:"oauth_type,omitempty"`
+				PKCE      bool     `json:"pkce,omitempty"`
+				Fields    []string `json:"fields,omitempty"`
+			}
+			type source struct {
+				ShortName string   `json:"short_name"`
+				Name      string   `json:"name"`
+				Labels    []string `json:"labels"`
+				Auth      []method `json:"auth"`
+			}
+			out := []source{}
+			for _, s := range cat.List() {
+				src := source{ShortName: s.ShortName, Name: s.Name, Labels: s.Labels}
+				for _, m := range s.Auth {
+					mm := method{Type: m.Type, OAuthType: m.OAuthType, PKCE: m.PKCE}
+					for _, f := range m.Fields {
+						mm.Fields = append(mm.Fields, f.Name)
+					}
+					src.Auth = append(src.Auth, mm)
+				}
+				out = append(out, src)
+			}
+			return c.print(out, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "SHORT NAME\tNAME\tAUTH")
+				for _, s := range out {
+					var auth []string
+					for _, m := range s.Auth {
+						a := m.Type
+						if m.OAuthType != "" {
+							a += " (" + m.OAuthType + ")"
+						}
+						auth = append(auth, a)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ShortName, s.Name, strings.Join(auth, ", "))
+				}
+				_ = tw.Flush()
+				fmt.Fprintf(w, "%d sources\n", len(out))
+			})
+		},
+	}
+	c.jsonFlag(cmd)
 	return cmd
 }

@@ -219,3 +219,38 @@ func TestAppCreatePrintsCredentialsOnce(t *testing.T) {
 		t.Fatalf("rotate-signing = %q, %v", stdout, err)
 	}
 }
+
+func TestSourcesListsCatalogWithAuthMethods(t *testing.T) {
+	dir := t.TempDir()
+	stdout, _, err := run(t, dir, "sources", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []struct {
+		ShortName string `json:"short_name"`
+		Auth      []struct {
+			Type      string   `json:"type"`
+			OAuthType string   `json:"oauth_type"`
+			Fields    []string `json:"fields"`
+		} `json:"auth"`
+	}
+	decodeOne(t, stdout, &list)
+	if len(list) < 150 {
+		t.Fatalf("%d sources listed, want at least 150", len(list))
+	}
+	by := map[string]int{}
+	for i, s := range list {
+		by[s.ShortName] = i
+		if len(s.Auth) == 0 {
+			t.Errorf("%s lists no auth method", s.ShortName)
+		}
+	}
+	stripe := list[by["stripe"]]
+	if stripe.Auth[0].Type != "api_key" || stripe.Auth[0].Fields[0] != "api_key" || stripe.Auth[1].Type != "oauth2" || stripe.Auth[1].OAuthType != "with_refresh" {
+		t.Fatalf("stripe = %+v", stripe)
+	}
+	human, _, err := run(t, dir, "sources")
+	if err != nil || !strings.Contains(human, "hubspot") || !strings.Contains(human, "oauth2 (") {
+		t.Fatalf("human output: %v\n%s", err, human)
+	}
+}

@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -118,7 +120,21 @@ func TestWebhooksRefusePrivateTargets(t *testing.T) {
 	hit := make(chan struct{}, 10)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hit <- struct{}{} }))
 	defer recv.Close()
-	hook := s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": recv.URL, "events": []string{"source_connection.created"}}).Map(t)["id"].(string)
+	// A literal internal address is refused at once.
+	wantLocs(t, s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": recv.URL, "events": []string{"source_connection.created"}}), "body.url")
+	wantLocs(t, s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": "http://localhost:1/", "events": []string{"sync.failed"}}), "body.url")
+	// A name that resolves to one passes creation and is refused when a delivery connects.
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addrs, err := net.LookupHost(host); err != nil || len(addrs) == 0 || !net.ParseIP(addrs[0]).IsLoopback() {
+		t.Skipf("this machine's name %q does not resolve to loopback (%v %v); the delivery-time check needs such a name", host, addrs, err)
+	}
+	target := strings.Replace(recv.URL, "127.0.0.1", host, 1)
+	r := s.Do(t, s.Key, "POST", "/webhooks", map[string]any{"url": target, "events": []string{"source_connection.created"}})
+	wantStatus(t, r, 200)
+	hook := r.Map(t)["id"].(string)
 	wantStatus(t, s.Do(t, s.Key, "POST", "/source-connections", map[string]any{"name": "SSRF Probe", "short_name": "asana",
 		"auth_fields": map[string]any{"access_token": "x"}}), 200)
 	deadline := time.Now().Add(10 * time.Second)

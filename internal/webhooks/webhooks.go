@@ -69,6 +69,8 @@ type Service struct {
 	hc     *http.Client
 	log    *slog.Logger
 	now    func() time.Time
+	// allowPrivate lets subscriptions name internal addresses.
+	allowPrivate bool
 }
 
 // New returns a Service; attach the queue with SetQueue. Unless
@@ -83,7 +85,7 @@ func New(st Store, c credential.Cipher, log *slog.Logger, allowPrivate bool) *Se
 	tr := &http.Transport{DialContext: dialer.DialContext, Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}
 	hc := &http.Client{Timeout: 15 * time.Second, Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &Service{st: st, sealer: credential.Sealer{C: c}, log: log, now: time.Now, hc: hc}
+	return &Service{st: st, sealer: credential.Sealer{C: c}, log: log, now: time.Now, hc: hc, allowPrivate: allowPrivate}
 }
 
 // errPrivateTarget refuses a connection to an internal address.
@@ -94,11 +96,26 @@ func refusePrivate(_, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return err
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+	if ip := net.ParseIP(host); ip == nil || internalIP(ip) {
 		return errPrivateTarget
 	}
 	return nil
+}
+
+func internalIP(ip net.IP) bool {
+	return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast()
+}
+
+// internalHost reports a URL host that names an internal address outright
+// (an IP literal or localhost); names that resolve to one are refused when
+// a delivery connects.
+func internalHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && internalIP(ip)
 }
 
 // SetQueue attaches the queue deliveries go through.
@@ -132,6 +149,8 @@ func (s *Service) Create(ctx context.Context, orgID, rawURL string, events []str
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		errs = append(errs, apperr.Field("url_parsing", "Field 'url' must be an absolute http(s) URL without credentials", "body", "url"))
+	} else if !s.allowPrivate && internalHost(u.Hostname()) {
+		errs = append(errs, apperr.Field("value_error", "Field 'url' names a loopback, private or link-local address (VALETKEY_ALLOW_PRIVATE_TARGETS allows it)", "body", "url"))
 	}
 	if len(events) == 0 {
 		errs = append(errs, apperr.Field("missing", "Field 'events' needs at least one event", "body", "events"))
