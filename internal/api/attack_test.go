@@ -69,7 +69,9 @@ func TestAttacks(t *testing.T) {
 		}, 413, ""},
 		{"deeply nested JSON", func() testkit.Response { return raw("POST", "/collections", deep) }, 400, "exceeded max depth"},
 		{"invalid UTF-8", func() testkit.Response { return raw("POST", "/collections", "{\"name\": \"bad \xff\xfe name\"}") }, 400, "not valid UTF-8"},
-		{"not JSON", func() testkit.Response { return raw("POST", "/collections", "name=x", "Content-Type", "application/x-www-form-urlencoded") }, 415, ""},
+		{"not JSON", func() testkit.Response {
+			return raw("POST", "/collections", "name=x", "Content-Type", "application/x-www-form-urlencoded")
+		}, 415, ""},
 		// Header injection in redirect URLs.
 		{"CRLF in a session redirect_url", func() testkit.Response {
 			return s.Do(t, s.Key, "POST", "/connect/sessions", map[string]any{"redirect_url": "https://app.example.com/x\r\nSet-Cookie: a=b"})

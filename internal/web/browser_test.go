@@ -193,7 +193,9 @@ func host(t *testing.T, title, valetkey string, token func() string) *httptest.S
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		_ = hostPage.Execute(w, map[string]string{"Title": title, "Valetkey": valetkey})
 	})
-	mux.HandleFunc("GET /done", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "<!doctype html><title>Back in the app</title>") })
+	mux.HandleFunc("GET /done", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "<!doctype html><title>Back in the app</title>")
+	})
 	mux.HandleFunc("GET /app.js", func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := json.Marshal(token())
 		w.Header().Set("Content-Type", "text/javascript")
