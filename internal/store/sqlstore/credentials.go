@@ -163,11 +163,10 @@ func (s *Store) CountSealedByKey(ctx context.Context) (map[uint32]int, error) {
 	return out, nil
 }
 
-// AppendAudit records an audit event.
+// AppendAudit records an audit event; it returns once the event is
+// committed (group commit with concurrent appends, see auditBatcher).
 func (s *Store) AppendAudit(ctx context.Context, e store.AuditEvent) error {
-	_, err := s.exec(ctx, s.w, `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.OrganizationID, e.Actor, e.Action, e.TargetType, e.TargetID, e.RemoteAddr, utc(e.CreatedAt))
-	return s.wrap(err, "append audit")
+	return s.audit.append(ctx, e)
 }
 
 func scanAudit(sc scanner) (store.AuditEvent, error) {

@@ -92,6 +92,13 @@ type Store struct {
 	db *sql.DB // reads
 	w  *sql.DB // writes: the same pool on Postgres; one connection on SQLite
 	f  flavor
+	// audit group-commits audit events.
+	audit *auditBatcher
+}
+
+func withAudit(s *Store) *Store {
+	s.audit = newAuditBatcher(s)
+	return s
 }
 
 var _ store.Store = (*Store)(nil)
@@ -123,7 +130,7 @@ func Connect(databaseURL string) (*Store, error) {
 		db.SetMaxOpenConns(20)
 		db.SetMaxIdleConns(20)
 		db.SetConnMaxIdleTime(5 * time.Minute)
-		return &Store{db: db, w: db, f: postgresFlavor}, nil
+		return withAudit(&Store{db: db, w: db, f: postgresFlavor}), nil
 	default:
 		return nil, fmt.Errorf("store: database URL must start with sqlite: or postgres:// (got scheme %q)", scheme(databaseURL))
 	}
@@ -170,7 +177,7 @@ func connectSQLite(path string) (*Store, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
-	return &Store{db: db, w: w, f: sqliteFlavor}, nil
+	return withAudit(&Store{db: db, w: w, f: sqliteFlavor}), nil
 }
 
 // Flavor names the database: "sqlite" or "postgres".
@@ -200,6 +207,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // Close closes the pools.
 func (s *Store) Close() error {
+	s.audit.close()
 	err := s.db.Close()
 	if s.w != s.db {
 		if werr := s.w.Close(); err == nil {

@@ -405,6 +405,30 @@ func testAudit(t *testing.T, s store.Store) {
 	if recent, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{Since: now().Add(1500 * time.Millisecond)}); len(recent) != 1 {
 		t.Fatalf("filtered by time = %+v", recent)
 	}
+	// Concurrent appends (group-committed) are each stored once.
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- s.AppendAudit(ctx, store.AuditEvent{ID: newID(), OrganizationID: o.ID, Actor: "apikey:c", Action: "credential.read",
+				TargetType: "source_connection", TargetID: fmt.Sprint("c", i), CreatedAt: now().Add(-time.Hour)})
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if many, _ := s.ListAudit(ctx, o.ID, store.AuditFilter{Actor: "apikey:c", Limit: 1000}); len(many) != 100 {
+		t.Fatalf("%d concurrent events stored, want 100", len(many))
+	}
+	if n, err := s.PruneAudit(ctx, now().Add(-30*time.Minute)); err != nil || n != 100 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
 	// Retention removes what is older than the cut, in every organization.
 	other := mustOrg(t, s, "globex")
 	if err := s.AppendAudit(ctx, store.AuditEvent{ID: newID(), OrganizationID: other.ID, Actor: "apikey:2", Action: "credential.read",
