@@ -12,7 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,7 +260,68 @@ func TestWriteBenchmarkReport(t *testing.T) {
 		t.Log(row)
 		rows = append(rows, row)
 	}
+	// Latency at a fixed 500 req/s (open loop: requests start on a schedule, whatever the answers).
+	tok := fixedRate(t, f.srv.URL+"/source-connections/"+f.connID+"/token", http.Header{"X-Api-Key": {f.srv.Key}}, 500, 5*time.Second)
+	bare := fixedRate(t, bareServer(t).URL, http.Header{}, 500, 5*time.Second)
+	for _, q := range []struct {
+		name string
+		p    float64
+	}{{"p50", 0.50}, {"p99", 0.99}} {
+		row := fmt.Sprintf("| GET /source-connections/{id}/token %s latency at a fixed 500 req/s (sqlite) | %.2f ms | bare Go handler at 500 req/s: %.2f ms | %.1f× baseline |",
+			q.name, ms(percentile(tok, q.p)), ms(percentile(bare, q.p)), float64(percentile(tok, q.p))/float64(percentile(bare, q.p)))
+		if q.name == "p99" {
+			row = strings.TrimSuffix(row, " |") + fmt.Sprintf(" (goal p99 < 5 ms: %s) |", verdict(percentile(tok, q.p) < 5*time.Millisecond))
+		}
+		t.Log(row)
+		rows = append(rows, row)
+	}
 	writeSection(t, out, "foundation", "TestWriteBenchmarkReport", "| measured | figure | baseline (same run) | ratio |\n|---|---|---|---|\n"+strings.Join(rows, "\n"))
+}
+
+// fixedRate sends GETs to url at rate per second for d, each on its own
+// schedule (open loop), and returns every request's latency.
+func fixedRate(t *testing.T, url string, header http.Header, rate int, d time.Duration) []time.Duration {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	n := rate * int(d/time.Second)
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	begin := time.Now()
+	for i := 0; i < n; i++ {
+		time.Sleep(time.Until(begin.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Header = header.Clone()
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			lat[i] = time.Since(t0)
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d of %d requests failed", f, n)
+	}
+	return lat
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(p*float64(len(s)-1))]
 }
 
 // writeSection replaces (or appends) the generated section name of the
