@@ -137,13 +137,7 @@ func TestConnectSessions(t *testing.T) {
 	}
 
 	// Reconnect: a needs_reauth OAuth connection gets a new consent and is active again.
-	o, _ := s.App.Tenants.Organization(t.Context(), "default")
-	if _, err := s.App.Store.UpdateConnection(t.Context(), o.ID, oauthID, func(c *store.SourceConnection) (*store.Credential, error) {
-		c.Status = store.StatusNeedsReauth
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.SetStatus(t, oauthID, store.StatusNeedsReauth)
 	before := e.Token(t, oauthID)["access_token"]
 	re := bearer(t, s, jwt, "POST", "/api/v1/embedded/widget/connections/"+oauthID+"/reconnect", map[string]any{})
 	wantStatus(t, re, 200)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/valetkey/valetkey/internal/app"
 	"github.com/valetkey/valetkey/internal/config"
+	"github.com/valetkey/valetkey/internal/store"
 	"github.com/valetkey/valetkey/internal/vault"
 )
 
@@ -174,4 +175,20 @@ func (s *Server) NewOrgKey(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return key.Reveal()
+}
+
+// SetStatus forces a connection of the default organization into a status
+// (e.g. needs_reauth) directly in the store, as a failed refresh would.
+func (s *Server) SetStatus(t testing.TB, connectionID, status string) {
+	t.Helper()
+	o, err := s.App.Tenants.Organization(t.Context(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.App.Store.UpdateConnection(t.Context(), o.ID, connectionID, func(c *store.SourceConnection) (*store.Credential, error) {
+		c.Status = status
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

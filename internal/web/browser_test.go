@@ -322,13 +322,7 @@ func TestWidgetInBrowser(t *testing.T) {
 	shot(t, ctx, shots, "6-connections")
 
 	// 4. Reconnect a needs_reauth connection (dark theme this time).
-	o, _ := s.App.Tenants.Organization(t.Context(), "default")
-	if _, err := s.App.Store.UpdateConnection(t.Context(), o.ID, oauthID, func(c *store.SourceConnection) (*store.Credential, error) {
-		c.Status = store.StatusNeedsReauth
-		return nil, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s.SetStatus(t, oauthID, store.StatusNeedsReauth)
 	run(t, ctx, "reopen host page", chromedp.Navigate(hostOrigin+"/?theme=dark"))
 	w = attach(t, ctx, "widget iframe", inFrame(s.URL))
 	reconnect := css(fmt.Sprintf(`.connection[data-id="%s"] [data-action="reconnect"]`, oauthID))
