@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -33,6 +34,7 @@ import (
 	"github.com/valetkey/valetkey/internal/refresh"
 	"github.com/valetkey/valetkey/internal/store/sqlstore"
 	"github.com/valetkey/valetkey/internal/tenant"
+	"github.com/valetkey/valetkey/internal/tracing"
 	"github.com/valetkey/valetkey/internal/vault"
 	"github.com/valetkey/valetkey/internal/webhooks"
 )
@@ -55,6 +57,9 @@ type App struct {
 	Jobs        *jobs.Service
 	Queue       *jobs.Queue
 	Webhooks    *webhooks.Service
+
+	// Tracing is the OpenTelemetry provider (nil when traces are off).
+	Tracing *tracing.Provider
 
 	publicURL     atomic.Value // string
 	stopRetention context.CancelFunc
@@ -105,6 +110,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	a := &App{Config: cfg, Log: log, Store: st, Vault: v, Catalog: cat, Tenants: tenant.New(st)}
+	tw := cfg.TraceWriter
+	if tw == nil {
+		tw = os.Stdout
+	}
+	if a.Tracing, err = tracing.New(ctx, cfg.Traces, tw, api.Version); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.SetPublicURL(cfg.PublicURL)
 	a.Apps = oauthapp.New(st, cat, v)
 	a.Webhooks = webhooks.New(st, v, log, cfg.AllowPrivateTargets)
@@ -210,6 +223,7 @@ func (a *App) Close() error {
 	if a.stopRetention != nil {
 		a.stopRetention()
 	}
+	_ = a.Tracing.Shutdown(sctx)
 	_ = a.Queue.Stop(sctx)
 	return a.Store.Close()
 }
@@ -270,8 +284,8 @@ func (a *App) registry() *prometheus.Registry {
 
 // Handler returns the HTTP handler.
 func (a *App) Handler() http.Handler {
-	return api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log, Registry: a.registry(),
-		RateLimit: a.Config.RateLimit, RateBurst: a.Config.RateBurst})
+	return a.Tracing.Middleware(api.New(api.Deps{Tenants: a.Tenants, Connections: a.Connections, Apps: a.Apps, Providers: a.Providers, Execute: a.Execute, Embedded: a.Embedded, Issuer: a.Issuer, Jobs: a.Jobs, Webhooks: a.Webhooks, Audit: a.Store, DB: a.Store, Logger: a.Log, Registry: a.registry(),
+		RateLimit: a.Config.RateLimit, RateBurst: a.Config.RateBurst}))
 }
 
 // Serve listens on the configured address and serves until ctx ends, then

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"io"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -45,6 +46,11 @@ type Config struct {
 	// send at once; the excess gets 429 with Retry-After. 0 disables.
 	RateLimit float64 `env:"VALETKEY_RATE_LIMIT" envDefault:"1000"`
 	RateBurst int     `env:"VALETKEY_RATE_BURST" envDefault:"2000"`
+	// Traces selects the OpenTelemetry exporter: "" (off), "stdout", or
+	// "otlp" (OTLP/HTTP, configured by the standard OTEL_EXPORTER_OTLP_* variables).
+	Traces string `env:"VALETKEY_TRACES"`
+	// TraceWriter receives stdout-exporter spans (os.Stdout when nil).
+	TraceWriter io.Writer `env:"-"`
 	// AuditRetention is how long audit records are kept (0 keeps them forever).
 	AuditRetention time.Duration `env:"VALETKEY_AUDIT_RETENTION" envDefault:"2160h"`
 	// JobRescueAfter: a job left running by a replica that died is handed
