@@ -4,8 +4,8 @@
 package config
 
 import (
-	"io"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
