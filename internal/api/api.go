@@ -119,7 +119,7 @@ func New(d Deps) http.Handler {
 		})
 	}
 	r.Get(web.WidgetPath, web.Widget)
-	r.Get(web.DonePath, web.Done)
+	r.Get(connection.WidgetDonePath, web.Done)
 	r.Get(web.AssetsPath+"*", web.Asset)
 	r.Get(web.EmbedPath, web.Embed)
 	docsHandler := docs.Handler()

@@ -117,7 +117,6 @@ func utf8Bodies(next http.Handler) http.Handler {
 			return
 		}
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxCheckedBody+1))
-		_ = r.Body.Close()
 		if err != nil {
 			shared.WriteDetail(w, http.StatusBadRequest, "Could not read the request body")
 			return
@@ -126,7 +125,11 @@ func utf8Bodies(next http.Handler) http.Handler {
 			shared.WriteDetail(w, http.StatusBadRequest, "Request body is not valid UTF-8")
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
+		// Hand on what was read and, for an over-limit body, the rest unread.
+		r.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -155,6 +155,11 @@ func TestConnectSessions(t *testing.T) {
 		"body.auth_fields.api_key")
 	wantStatus(t, bearer(t, s, jwt, "POST", "/api/v1/embedded/widget/connections/"+stripeID+"/reconnect", map[string]any{"auth_fields": map[string]any{"api_key": key + "2"}}), 200)
 
+	// A session of the same user that does not offer Stripe cannot reconnect it.
+	_, onlyOAuth, _ := connectSession(t, s, map[string]any{"external_user_id": "user-7", "allowed_sources": []string{"testoauth"}, "allowed_origin": "https://app.example.com"})
+	wantDetail(t, bearer(t, s, onlyOAuth, "POST", "/api/v1/embedded/widget/connections/"+stripeID+"/reconnect", map[string]any{"auth_fields": map[string]any{"api_key": key}}),
+		403, "Source 'stripe' is not offered in this session")
+
 	// Another end user's session sees none of it.
 	_, other, _ := connectSession(t, s, map[string]any{"external_user_id": "user-8", "allowed_origin": "https://app.example.com"})
 	if n := len(bearer(t, s, other, "GET", "/api/v1/embedded/widget/connections", nil).Map(t)["data"].([]any)); n != 0 {

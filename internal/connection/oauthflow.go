@@ -54,7 +54,7 @@ func (s *Service) startBrowserFlow(ctx context.Context, orgID string, src *catal
 		}
 		client, method = &reg.Client, MethodOAuthBrowser
 	}
-	if in.RedirectURL != "" && in.RedirectURL != s.opt.PublicURL()+WidgetDonePath {
+	if in.RedirectURL != "" && in.RedirectURL != s.WidgetDoneURL() {
 		allow, err := s.allowlist(ctx, orgID)
 		if err != nil {
 			return View{}, err
@@ -152,7 +152,7 @@ const WidgetDonePath = "/embedded-widget/done"
 // organization keeps an allowlist, on it. Valetkey's own widget page is
 // always allowed.
 func (s *Service) CheckRedirect(ctx context.Context, orgID, redirectURL string, loc ...any) error {
-	if redirectURL == s.opt.PublicURL()+WidgetDonePath {
+	if redirectURL == s.WidgetDoneURL() {
 		return nil
 	}
 	u, perr := url.Parse(redirectURL)

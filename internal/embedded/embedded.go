@@ -74,6 +74,14 @@ type Caller struct {
 	ExpiresAt time.Time
 }
 
+// AllowSource answers 403 when the caller's session does not offer a source.
+func (c Caller) AllowSource(shortName string) error {
+	if !c.SourceAllowed(shortName) {
+		return apperr.Forbidden("Source '" + shortName + "' is not offered in this session")
+	}
+	return nil
+}
+
 // SourceAllowed reports whether the caller may connect a source.
 func (c Caller) SourceAllowed(shortName string) bool {
 	if len(c.Connect.AllowedSources) == 0 {

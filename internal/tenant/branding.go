@@ -21,11 +21,11 @@ var accentPattern = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
 // logoTypes are the image types a data: URL logo may have.
 var logoTypes = map[string]bool{"image/png": true, "image/svg+xml": true, "image/jpeg": true, "image/gif": true, "image/webp": true}
 
-// CheckBranding validates white-label settings: a display name of at most
+// checkBranding validates white-label settings: a display name of at most
 // 100 characters, an accent colour #rrggbb, and a logo that is an https
 // URL or a base64 data: URL of an image of at most 64 KiB. Each problem
 // names its field under loc.
-func CheckBranding(b store.Branding, loc ...any) []apperr.FieldError {
+func checkBranding(b store.Branding, loc ...any) []apperr.FieldError {
 	at := func(field string) []any { return append(append([]any{}, loc...), field) }
 	var errs []apperr.FieldError
 	if !utf8.ValidString(b.DisplayName) || utf8.RuneCountInString(b.DisplayName) > 100 || strings.ContainsAny(b.DisplayName, "\r\n") {
@@ -68,7 +68,7 @@ func checkLogo(logo string) string {
 func (s *Service) SetBranding(ctx context.Context, orgID string, b store.Branding) (store.Branding, error) {
 	b.DisplayName = strings.TrimSpace(b.DisplayName)
 	b.AccentColor = strings.ToLower(b.AccentColor)
-	if errs := CheckBranding(b, "body"); len(errs) > 0 {
+	if errs := checkBranding(b, "body"); len(errs) > 0 {
 		return b, apperr.Invalid(errs...)
 	}
 	err := s.st.SetBranding(ctx, orgID, b)

@@ -23,7 +23,6 @@ var assets embed.FS
 // Paths the package serves.
 const (
 	WidgetPath = "/embedded-widget"
-	DonePath   = "/embedded-widget/done"
 	AssetsPath = "/embedded-widget/assets/"
 	EmbedPath  = "/embed.js"
 )
@@ -37,24 +36,16 @@ func csp(ancestors string) string {
 }
 
 func page(w http.ResponseWriter, name, ancestors string) {
-	b, err := fs.ReadFile(assets, "assets/"+name)
-	if err != nil {
-		http.Error(w, "Not Found", http.StatusNotFound)
-		return
-	}
 	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Security-Policy", csp(ancestors))
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
 	// No Cross-Origin-Opener-Policy: the widget talks to its opener (embed.js
 	// in popup mode) and the OAuth popup to the widget through window.opener,
 	// which COOP would sever.
 	if ancestors == "'none'" {
 		h.Set("X-Frame-Options", "DENY")
 	}
-	_, _ = w.Write(b)
+	serve(w, name, "text/html; charset=utf-8", "no-store")
 }
 
 // Widget serves the widget page. It may be framed only by the origin in
@@ -69,7 +60,8 @@ func Widget(w http.ResponseWriter, r *http.Request) {
 	page(w, "widget.html", ancestors)
 }
 
-// Done serves the OAuth popup's landing page (never framed).
+// Done serves the OAuth popup's landing page (never framed), at
+// connection.WidgetDonePath, where the OAuth flow sends the browser.
 func Done(w http.ResponseWriter, _ *http.Request) { page(w, "done.html", "'none'") }
 
 var types = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -82,16 +74,17 @@ func Asset(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
-	serve(w, name, typ)
+	serve(w, name, typ, "public, max-age=300")
 }
 
 // Embed serves /embed.js for host pages on any origin.
 func Embed(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cross-Origin-Resource-Policy", "cross-origin")
-	serve(w, "embed.js", types[".js"])
+	serve(w, "embed.js", types[".js"], "public, max-age=300")
 }
 
-func serve(w http.ResponseWriter, name, typ string) {
+// serve writes an embedded asset with its type and caching.
+func serve(w http.ResponseWriter, name, typ, cache string) {
 	b, err := fs.ReadFile(assets, "assets/"+name)
 	if err != nil {
 		http.Error(w, "Not Found", http.StatusNotFound)
@@ -99,7 +92,7 @@ func serve(w http.ResponseWriter, name, typ string) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", typ)
-	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Cache-Control", cache)
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(b)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/valetkey/valetkey/internal/api/native"
 	"github.com/valetkey/valetkey/internal/api/shared"
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/connection"
 	emb "github.com/valetkey/valetkey/internal/embedded"
 	"github.com/valetkey/valetkey/internal/execute"
 )
@@ -89,16 +90,22 @@ func (h *handlers) connectors(api huma.API) {
 // connectionCaller checks the connection is the caller's: in its
 // organization and, for a scoped token, in its workspace (else 404).
 func (h *handlers) connectionCaller(ctx context.Context, id string) (emb.Caller, error) {
+	c, _, err := h.connectionOf(ctx, id)
+	return c, err
+}
+
+// connectionOf is connectionCaller that also returns the connection.
+func (h *handlers) connectionOf(ctx context.Context, id string) (emb.Caller, connection.View, error) {
 	c, err := caller(ctx)
 	if err != nil {
-		return c, err
+		return c, connection.View{}, err
 	}
 	v, err := h.Connections.Get(ctx, c.OrganizationID, id)
 	if err != nil {
-		return c, err
+		return c, v, err
 	}
 	if c.Scoped() && v.WorkspaceID != c.WorkspaceID {
-		return c, apperr.NotFound("Source connection '%s' not found", id)
+		return c, connection.View{}, apperr.NotFound("Source connection '%s' not found", id)
 	}
-	return c, nil
+	return c, v, nil
 }

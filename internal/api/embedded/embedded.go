@@ -239,8 +239,8 @@ func (h *handlers) resolve(ctx context.Context, connectorType, externalUserID st
 	if err != nil {
 		return target{}, err
 	}
-	if !c.SourceAllowed(src.ShortName) {
-		return target{}, apperr.Forbidden("Source '" + src.ShortName + "' is not offered in this session")
+	if err := c.AllowSource(src.ShortName); err != nil {
+		return target{}, err
 	}
 	ws, err := h.workspaceFor(ctx, c, externalUserID, create)
 	return target{caller: c, src: src, workspace: ws}, err

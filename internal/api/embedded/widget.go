@@ -208,8 +208,8 @@ func (h *handlers) widget(api huma.API) {
 		if err != nil {
 			return nil, err
 		}
-		if !c.SourceAllowed(src.ShortName) {
-			return nil, apperr.Forbidden("Source '" + src.ShortName + "' is not offered in this session")
+		if err := c.AllowSource(src.ShortName); err != nil {
+			return nil, err
 		}
 		name := in.Body.Name
 		if name == "" {
@@ -240,8 +240,11 @@ func (h *handlers) widget(api huma.API) {
 		if _, err := widgetCaller(ctx); err != nil {
 			return nil, err
 		}
-		c, err := h.connectionCaller(ctx, in.ID)
+		c, cur, err := h.connectionOf(ctx, in.ID)
 		if err != nil {
+			return nil, err
+		}
+		if err := c.AllowSource(cur.ShortName); err != nil {
 			return nil, err
 		}
 		var v connection.View

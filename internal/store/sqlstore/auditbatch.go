@@ -51,8 +51,19 @@ func (b *auditBatcher) append(ctx context.Context, e store.AuditEvent) error {
 		return ctx.Err()
 	}
 	// Once queued the event is written whatever the caller does next; wait
-	// for the outcome (the write itself is bounded by the database).
-	return <-r.err
+	// for the outcome (the write itself is bounded by the database). A
+	// request queued as the writer stopped after its last drain gets none.
+	select {
+	case err := <-r.err:
+		return err
+	case <-b.done:
+		select {
+		case err := <-r.err:
+			return err
+		default:
+			return errClosed
+		}
+	}
 }
 
 func (b *auditBatcher) loop() {
