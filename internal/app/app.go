@@ -119,6 +119,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	a.SetPublicURL(cfg.PublicURL)
+	// With tracing on, calls to providers (token endpoints, APIs, auth
+	// providers) are client spans; with it off each service keeps its default client.
+	traced := func(timeout time.Duration) *http.Client {
+		if a.Tracing == nil {
+			return nil
+		}
+		return &http.Client{Timeout: timeout, Transport: a.Tracing.Transport(nil)}
+	}
 	a.Apps = oauthapp.New(st, cat, v)
 	a.Webhooks = webhooks.New(st, v, log, cfg.AllowPrivateTargets)
 	ropt := cfg.Refresh
@@ -134,6 +142,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if cfg.Clock != nil {
 		ropt.Now = cfg.Clock
 	}
+	if ropt.HTTPClient == nil {
+		timeout := ropt.RequestTimeout
+		if timeout == 0 {
+			timeout = refresh.DefaultRequestTimeout
+		}
+		ropt.HTTPClient = traced(timeout)
+	}
 	ropt.OnNeedsReauth = func(ctx context.Context, orgID, connectionID, reason string) {
 		a.Webhooks.Emit(ctx, orgID, "source_connection.needs_reauth", map[string]any{"source_connection_id": connectionID, "reason": reason})
 	}
@@ -146,10 +161,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if cfg.Clock != nil {
 		popt.Now = cfg.Clock
 	}
+	if popt.HTTPClient == nil {
+		popt.HTTPClient = traced(15 * time.Second)
+	}
 	a.Providers = authprovider.New(st, v, popt)
 	a.Connections = connection.New(st, cat, v, connection.Options{Apps: a.Apps, Refresh: a.Refresh, PublicURL: a.PublicURL, Log: log,
-		Now: cfg.Clock, Providers: a.Providers, Events: a.Webhooks})
-	a.Execute = execute.New(a.Connections, execute.Options{})
+		Now: cfg.Clock, Providers: a.Providers, Events: a.Webhooks, HTTPClient: traced(15 * time.Second)})
+	a.Execute = execute.New(a.Connections, execute.Options{HTTPClient: traced(execute.DefaultTimeout)})
 	a.Issuer = jwtauth.New(st, v, a.PublicURL, cfg.Clock)
 	a.Embedded = embedded.New(st, a.Tenants, a.Issuer, a.PublicURL, cfg.Clock)
 	a.Jobs = jobs.New(st, a.Connections, a.Execute, v, log, cfg.Clock)

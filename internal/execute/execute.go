@@ -43,6 +43,9 @@ type Options struct {
 	Timeout    time.Duration // per call, default 30s
 }
 
+// DefaultTimeout bounds one call unless Options.Timeout says otherwise.
+const DefaultTimeout = 30 * time.Second
+
 // Engine executes actions.
 type Engine struct {
 	conns Connections
@@ -52,7 +55,7 @@ type Engine struct {
 // New returns an Engine.
 func New(conns Connections, opt Options) *Engine {
 	if opt.Timeout == 0 {
-		opt.Timeout = 30 * time.Second
+		opt.Timeout = DefaultTimeout
 	}
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: opt.Timeout}

@@ -80,6 +80,9 @@ type Options struct {
 	OnNeedsReauth func(ctx context.Context, orgID, connectionID, reason string)
 }
 
+// DefaultRequestTimeout bounds one token request unless Options.RequestTimeout says otherwise.
+const DefaultRequestTimeout = 10 * time.Second
+
 func (o *Options) defaults() {
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 60 * time.Second
@@ -88,7 +91,7 @@ func (o *Options) defaults() {
 		o.RefreshBudget = 25 * time.Second
 	}
 	if o.RequestTimeout == 0 {
-		o.RequestTimeout = 10 * time.Second
+		o.RequestTimeout = DefaultRequestTimeout
 	}
 	if o.Attempts == 0 {
 		o.Attempts = 3

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
@@ -106,4 +107,41 @@ type origURL struct{}
 type original struct {
 	url        *url.URL
 	requestURI string
+}
+
+// Transport wraps base (http.DefaultTransport when nil) so each outgoing
+// request is a client span named "HTTP METHOD host". A span records the
+// method, the host and the status code: never the path or query (a
+// provider may carry a key in either), never a header or body. Trace
+// context is not propagated to providers. With tracing off it returns base.
+func (p *Provider) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if p == nil {
+		return base
+	}
+	return &clientSpans{base: base, tracer: p.tp.Tracer("github.com/valetkey/valetkey/outgoing")}
+}
+
+type clientSpans struct {
+	base   http.RoundTripper
+	tracer trace.Tracer
+}
+
+func (c *clientSpans) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, span := c.tracer.Start(r.Context(), "HTTP "+r.Method+" "+r.URL.Host,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.ServerAddress(r.URL.Hostname())))
+	defer span.End()
+	resp, err := c.base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		span.SetStatus(codes.Error, "request failed")
+		return resp, err
+	}
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+	}
+	return resp, nil
 }
