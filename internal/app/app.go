@@ -118,6 +118,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, err
 	}
+	a.Tenants.CacheKeys(cfg.APIKeyCacheTTL, apiKeyCacheSize)
 	a.SetPublicURL(cfg.PublicURL)
 	// With tracing on, calls to providers (token endpoints, APIs, auth
 	// providers) are client spans; with it off each service keeps its default client.
@@ -131,10 +132,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	a.Webhooks = webhooks.New(st, v, log, cfg.AllowPrivateTargets)
 	ropt := cfg.Refresh
 	if cfg.RefreshLeaseTTL > 0 {
-		ropt.LeaseTTL = cfg.RefreshLeaseTTL
-		if ropt.RefreshBudget == 0 || ropt.RefreshBudget >= ropt.LeaseTTL {
-			ropt.RefreshBudget = ropt.LeaseTTL * 2 / 3
-		}
+		ropt.LeaseTTL = cfg.RefreshLeaseTTL // the engine keeps its refresh budget below it
 	}
 	if cfg.RefreshRequestTimeout > 0 {
 		ropt.RequestTimeout = cfg.RefreshRequestTimeout
@@ -200,6 +198,9 @@ func (a *App) StartWorkers(ctx context.Context) error {
 	}
 	return a.Queue.Start(ctx)
 }
+
+// apiKeyCacheSize bounds how many verified API keys a replica remembers.
+const apiKeyCacheSize = 10000
 
 // AuditPruneEvery is how often each replica deletes expired audit events.
 const AuditPruneEvery = time.Hour
@@ -321,8 +322,14 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	if a.Config.SweepInterval > 0 {
 		sctx, stop := context.WithCancel(ctx)
-		defer stop()
-		go a.Refresh.RunSweeper(sctx, a.Config.SweepInterval, refresh.SweepOptions{Window: a.Config.SweepWindow, Concurrency: a.Config.SweepConcurrency, Jitter: time.Second})
+		swept := make(chan struct{})
+		go func() {
+			defer close(swept)
+			a.Refresh.RunSweeper(sctx, a.Config.SweepInterval, refresh.SweepOptions{Window: a.Config.SweepWindow, Concurrency: a.Config.SweepConcurrency, Jitter: time.Second})
+		}()
+		// Returning (and then closing the store) waits for the sweep's
+		// requests in flight, so a rotated refresh token is stored.
+		defer func() { stop(); <-swept }()
 	}
 	srv := &http.Server{
 		Handler:           a.Handler(),

@@ -51,6 +51,10 @@ type Config struct {
 	Traces string `env:"VALETKEY_TRACES"`
 	// TraceWriter receives stdout-exporter spans (os.Stdout when nil).
 	TraceWriter io.Writer `env:"-"`
+	// APIKeyCacheTTL is how long a replica remembers an API key it has
+	// verified (0: look every request's key up). A key revoked through another
+	// replica keeps working on this one for at most this long.
+	APIKeyCacheTTL time.Duration `env:"VALETKEY_API_KEY_CACHE_TTL" envDefault:"5s"`
 	// AuditRetention is how long audit records are kept (0 keeps them forever).
 	AuditRetention time.Duration `env:"VALETKEY_AUDIT_RETENTION" envDefault:"2160h"`
 	// JobRescueAfter: a job left running by a replica that died is handed

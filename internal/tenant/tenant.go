@@ -42,13 +42,25 @@ type Store interface {
 
 // Service manages tenants.
 type Service struct {
-	st  Store
-	now func() time.Time
+	st    Store
+	now   func() time.Time
+	cache *keyCache // nil: every request looks its key up
 }
 
 // New returns a Service.
 func New(st Store) *Service {
 	return &Service{st: st, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+}
+
+// CacheKeys makes Authenticate remember a key it found for ttl (at most max
+// keys), so repeated requests with one key skip the lookup. A key revoked
+// on another replica keeps working here for up to ttl. ttl 0 turns it off.
+func (s *Service) CacheKeys(ttl time.Duration, max int) {
+	if ttl <= 0 || max <= 0 {
+		s.cache = nil
+		return
+	}
+	s.cache = newKeyCache(ttl, max, time.Now)
 }
 
 // Principal is an authenticated caller.
@@ -137,6 +149,7 @@ func (s *Service) ListAPIKeys(ctx context.Context, orgID string) ([]store.APIKey
 // RevokeAPIKey revokes a key of the organization.
 func (s *Service) RevokeAPIKey(ctx context.Context, orgID, id string) error {
 	err := s.st.RevokeAPIKey(ctx, orgID, id, s.now())
+	s.cache.forget(id) // whatever the outcome: a cached key is never kept past a revocation here
 	if errors.Is(err, store.ErrNotFound) {
 		return apperr.NotFound("API key '%s' not found", id)
 	}
@@ -165,6 +178,9 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Principal
 		return Principal{}, apperr.Unauthorized("Missing API key: send X-API-Key or Authorization: Bearer")
 	}
 	h := hashKey(presented)
+	if p, ok := s.cache.get([32]byte(h)); ok {
+		return p, nil
+	}
 	k, err := s.st.APIKeyByHash(ctx, h)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -177,5 +193,7 @@ func (s *Service) Authenticate(ctx context.Context, presented string) (Principal
 	if subtle.ConstantTimeCompare(k.Hash, h) != 1 {
 		return Principal{}, apperr.Unauthorized("Invalid API key")
 	}
-	return Principal{OrganizationID: k.OrganizationID, APIKeyID: k.ID}, nil
+	p := Principal{OrganizationID: k.OrganizationID, APIKeyID: k.ID}
+	s.cache.put([32]byte(h), p)
+	return p, nil
 }
