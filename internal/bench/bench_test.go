@@ -328,5 +328,10 @@ func writeSection(t *testing.T, out, name, test, body string) {
 	WriteSection(t, out, name, "./internal/bench/", test, body)
 }
 
-// testkitQuiet keeps request logs out of the measurement.
-func testkitQuiet(c *config.Config) { c.LogLevel = "warn" }
+// testkitQuiet keeps request logs out of the measurement, and sets what
+// the production defaults set for the path measured: the API key cache.
+// (The per-key rate limit stays off: it would cap the load at its own rate.)
+func testkitQuiet(c *config.Config) {
+	c.LogLevel = "warn"
+	c.APIKeyCacheTTL = config.Defaults().APIKeyCacheTTL
+}

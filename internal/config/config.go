@@ -93,6 +93,15 @@ func FromEnv() (Config, error) {
 	return c, nil
 }
 
+// Defaults returns the configuration an empty environment gives.
+func Defaults() Config {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: map[string]string{}}); err != nil {
+		panic(fmt.Sprintf("config: the defaults do not parse: %v", err)) // a programming error, caught by the tests
+	}
+	return c
+}
+
 // Resolve fills the settings whose defaults derive from others and checks
 // values. addr is the address actually listened on (for the public URL
 // default); pass "" before listening.

@@ -3,6 +3,7 @@ package config
 import (
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestDefaultsAndEnv(t *testing.T) {
@@ -56,5 +57,15 @@ func TestPublicURLDefaultsToListenAddr(t *testing.T) {
 	c.PublicURL = "https://vk.example.com"
 	if got := c.PublicURLFor("x"); got != "https://vk.example.com" {
 		t.Fatal(got)
+	}
+}
+
+// TestDefaultsIgnoreTheEnvironment: Defaults is what an empty environment
+// gives, whatever this process's environment holds.
+func TestDefaultsIgnoreTheEnvironment(t *testing.T) {
+	t.Setenv("VALETKEY_API_KEY_CACHE_TTL", "1h")
+	d := Defaults()
+	if d.APIKeyCacheTTL != 5*time.Second || d.Addr != "127.0.0.1:8080" || d.RateLimit != 1000 {
+		t.Fatalf("defaults: cache %v, addr %q, rate %v", d.APIKeyCacheTTL, d.Addr, d.RateLimit)
 	}
 }
