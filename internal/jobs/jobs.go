@@ -86,6 +86,12 @@ func (s *Service) Ended(status string) int64 {
 	return 0
 }
 
+// heartbeatEvery is how often a running sync renews its hold: a second, or
+// a quarter of RescueAfter when that is shorter.
+func (s *Service) heartbeatEvery() time.Duration {
+	return min(time.Second, s.RescueAfter/4)
+}
+
 // New returns a Service; attach a queue with SetQueue before Run.
 func New(st Store, conns Connections, exec Executor, c credential.Cipher, log *slog.Logger, now func() time.Time) *Service {
 	if now == nil {
@@ -396,6 +402,7 @@ func (s *Service) syncEntity(ctx context.Context, j store.SyncJob, v connection.
 
 func (s *Service) pages(ctx context.Context, j store.SyncJob, v connection.View, entity string, act *catalog.Action, override, since string, highest *string) error {
 	var cursor *string
+	var beat time.Time // last heartbeat, on this process's monotonic clock
 	for page := 0; page < s.MaxPages; page++ {
 		cur, err := s.st.GetSyncJob(ctx, j.OrganizationID, j.ID)
 		if err != nil {
@@ -404,10 +411,16 @@ func (s *Service) pages(ctx context.Context, j store.SyncJob, v connection.View,
 		if cur.Status == store.JobCancelling {
 			return errCancelled
 		}
-		if held, err := s.st.HeartbeatSyncJob(ctx, j.ID, s.worker, s.nowUTC()); err != nil {
-			return err
-		} else if !held {
-			return errLost
+		// The hold is renewed (a committed write) at most once per
+		// heartbeatEvery, not per page: a fast upstream would otherwise
+		// pay a commit per page for a hold that lasts minutes.
+		if beat.IsZero() || time.Since(beat) >= s.heartbeatEvery() {
+			if held, err := s.st.HeartbeatSyncJob(ctx, j.ID, s.worker, s.nowUTC()); err != nil {
+				return err
+			} else if !held {
+				return errLost
+			}
+			beat = time.Now()
 		}
 		params := map[string]any{}
 		if cursor != nil {
