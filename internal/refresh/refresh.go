@@ -59,12 +59,25 @@ type Options struct {
 	// LeaseTTL bounds how long one replica may hold a refresh; it must
 	// exceed RefreshBudget. Default 60s.
 	LeaseTTL time.Duration
-	// RefreshBudget bounds one refresh, retries included. Default 25s.
+	// RefreshBudget bounds the token requests of one refresh, retries
+	// included, and so how long a caller of Get waits for a live provider
+	// (only a lease left by a replica that died makes it wait longer, until
+	// the lease lapses). Default RequestTimeout: one slow request, or a few
+	// quick failures. Lowered to 2/3 of LeaseTTL if it is not below it.
 	RefreshBudget time.Duration
 	// RequestTimeout bounds one token request. Default 10s.
 	RequestTimeout time.Duration
-	// Attempts is how many token requests a transient failure may take. Default 3.
+	// Attempts is how many token requests a transient failure may take,
+	// within RefreshBudget. Default 3.
 	Attempts int
+	// BreakerThreshold is how many refreshes in a row against one token URL
+	// must fail for a transient reason before refreshes against it fail
+	// at once (503, nothing sent) for BreakerCooldown. Default 5; negative
+	// disables.
+	BreakerThreshold int
+	// BreakerCooldown is how long a failing token URL is left alone, or the
+	// provider's Retry-After if longer. Default 30s.
+	BreakerCooldown time.Duration
 	// Backoff is the first retry delay, doubled each time, with jitter. Default 200ms.
 	Backoff time.Duration
 	// PollInterval is how often a waiting replica checks the row. Default 25ms.
@@ -87,14 +100,23 @@ func (o *Options) defaults() {
 	if o.LeaseTTL == 0 {
 		o.LeaseTTL = 60 * time.Second
 	}
-	if o.RefreshBudget == 0 {
-		o.RefreshBudget = 25 * time.Second
-	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
+	if o.RefreshBudget == 0 {
+		o.RefreshBudget = o.RequestTimeout
+	}
+	if o.RefreshBudget >= o.LeaseTTL {
+		o.RefreshBudget = o.LeaseTTL * 2 / 3
+	}
 	if o.Attempts == 0 {
 		o.Attempts = 3
+	}
+	if o.BreakerThreshold == 0 {
+		o.BreakerThreshold = 5
+	}
+	if o.BreakerCooldown == 0 {
+		o.BreakerCooldown = 30 * time.Second
 	}
 	if o.Backoff == 0 {
 		o.Backoff = 200 * time.Millisecond
@@ -126,6 +148,7 @@ type Engine struct {
 	log     *slog.Logger
 	opt     Options
 	sf      singleflight.Group
+	breaker *breaker
 
 	mu    sync.Mutex
 	stats Stats
@@ -139,7 +162,8 @@ type Stats struct {
 // New returns an Engine.
 func New(st Store, cat *catalog.Catalog, clients Clients, c credential.Cipher, log *slog.Logger, opt Options) *Engine {
 	opt.defaults()
-	return &Engine{st: st, catalog: cat, clients: clients, sealer: credential.Sealer{C: c}, log: log, opt: opt}
+	return &Engine{st: st, catalog: cat, clients: clients, sealer: credential.Sealer{C: c}, log: log, opt: opt,
+		breaker: newBreaker(opt.BreakerThreshold, opt.BreakerCooldown)}
 }
 
 // Stats returns the counters so far.
@@ -176,6 +200,10 @@ type GetOptions struct {
 	SeenVersion int64
 	// Margin overrides the source's refresh margin (the sweeper's window).
 	Margin time.Duration
+
+	// stop, when set (by the sweeper), ends retries and waiting once closed;
+	// a request already sent is still awaited and its answer stored.
+	stop <-chan struct{}
 }
 
 // Get returns the connection's credential, refreshed first when it is due.
@@ -184,6 +212,12 @@ func (e *Engine) Get(ctx context.Context, orgID, connectionID string, o GetOptio
 	if err != nil {
 		return Fresh{}, err
 	}
+	return e.GetFor(ctx, conn, o)
+}
+
+// GetFor is Get for a connection the caller has just read (one read fewer).
+func (e *Engine) GetFor(ctx context.Context, conn store.SourceConnection, o GetOptions) (Fresh, error) {
+	orgID, connectionID := conn.OrganizationID, conn.ID
 	cred, err := e.st.GetCredentialForConnection(ctx, orgID, connectionID)
 	if err != nil {
 		return Fresh{}, err
@@ -207,11 +241,20 @@ func (e *Engine) Get(ctx context.Context, orgID, connectionID string, o GetOptio
 	if conn.Status == store.StatusNeedsReauth {
 		return Fresh{}, &apperr.Error{Kind: apperr.KindBadRequest, Msg: fmt.Sprintf("Token refresh failed: connection '%s' needs re-authorization", connectionID), Err: ErrReauth}
 	}
+	var config map[string]any
+	_ = json.Unmarshal(conn.Config, &config)
+	endpoint := oauth.EndpointFor(method, config)
+	if wait := e.breaker.openFor(endpoint.TokenURL, e.opt.Now()); wait > 0 {
+		return Fresh{}, &apperr.Error{Kind: apperr.KindUnavailable, Msg: "The provider's token endpoint is unavailable; retry later",
+			RetryAfter: max(wait, time.Second), Err: ErrProviderDown}
+	}
 	v, err, shared := e.sf.Do(cred.ID, func() (any, error) {
-		// Detached from the first caller: others share the outcome.
+		// Detached from the first caller: others share the outcome. A lease
+		// held by a replica that died is waited out (it lapses within
+		// LeaseTTL); requests to the provider take at most RefreshBudget.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opt.LeaseTTL+e.opt.RefreshBudget)
 		defer cancel()
-		return e.refresh(rctx, conn, method, cred)
+		return e.refresh(rctx, o.stop, conn, endpoint, cred)
 	})
 	if shared {
 		e.count(func(s *Stats) { s.Waited++ })
@@ -231,7 +274,7 @@ func (e *Engine) open(c store.Credential) (Fresh, error) {
 }
 
 // refresh takes the row's lease (or waits for whoever holds it) and refreshes.
-func (e *Engine) refresh(ctx context.Context, conn store.SourceConnection, method catalog.AuthMethod, seen store.Credential) (Fresh, error) {
+func (e *Engine) refresh(ctx context.Context, stop <-chan struct{}, conn store.SourceConnection, endpoint oauth.Endpoint, seen store.Credential) (Fresh, error) {
 	for {
 		cur, err := e.st.GetCredential(ctx, seen.ID)
 		if err != nil {
@@ -246,18 +289,20 @@ func (e *Engine) refresh(ctx context.Context, conn store.SourceConnection, metho
 			return Fresh{}, err
 		}
 		if ok {
-			return e.refreshLeased(ctx, conn, method, cur)
+			return e.refreshLeased(ctx, stop, conn, endpoint, cur)
 		}
 		// Another replica holds the lease: wait for its result.
 		select {
 		case <-ctx.Done():
 			return Fresh{}, &apperr.Error{Kind: apperr.KindUnavailable, Msg: "Token refresh is taking too long; retry later", RetryAfter: 5 * time.Second, Err: ctx.Err()}
+		case <-stop:
+			return Fresh{}, &apperr.Error{Kind: apperr.KindUnavailable, Msg: "Token refresh stopped; retry later", RetryAfter: 5 * time.Second, Err: context.Canceled}
 		case <-time.After(e.opt.PollInterval/2 + rand.N(e.opt.PollInterval)):
 		}
 	}
 }
 
-func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection, method catalog.AuthMethod, cur store.Credential) (Fresh, error) {
+func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn store.SourceConnection, endpoint oauth.Endpoint, cur store.Credential) (Fresh, error) {
 	release := func() { _ = e.st.ReleaseLease(context.WithoutCancel(ctx), cur.ID, e.opt.Owner) }
 	p, err := e.sealer.Open(cur)
 	if err != nil {
@@ -269,15 +314,12 @@ func (e *Engine) refreshLeased(ctx context.Context, conn store.SourceConnection,
 		release()
 		return Fresh{}, err
 	}
-	var config map[string]any
-	_ = json.Unmarshal(conn.Config, &config)
-	endpoint := oauth.EndpointFor(method, config)
-
 	sent := e.opt.Now()
-	tok, err := e.requestWithRetry(ctx, endpoint, client, p.Fields["refresh_token"])
+	tok, err := e.requestWithRetry(ctx, stop, endpoint, client, p.Fields["refresh_token"])
 	if err != nil {
-		return Fresh{}, e.fail(ctx, conn, cur, err, release)
+		return Fresh{}, e.fail(ctx, conn, cur, endpoint, err, release)
 	}
+	e.breaker.answered(endpoint.TokenURL)
 	next := credential.Payload{
 		Fields:    map[string]vault.Secret{"access_token": tok.AccessToken, "refresh_token": tok.RefreshToken},
 		TokenType: firstNonEmpty(tok.TokenType, p.TokenType, "Bearer"), Scope: firstNonEmpty(tok.Scope, p.Scope),
@@ -342,8 +384,10 @@ func (e *Engine) client(ctx context.Context, conn store.SourceConnection, p cred
 }
 
 // requestWithRetry retries transient failures with jittered exponential
-// backoff, within the refresh budget.
-func (e *Engine) requestWithRetry(ctx context.Context, ep oauth.Endpoint, c oauth.Client, rt vault.Secret) (*oauth.Token, error) {
+// backoff, within the refresh budget. It sends no further request once stop
+// is closed, the endpoint's breaker has opened, or the budget could not
+// cover the wait.
+func (e *Engine) requestWithRetry(ctx context.Context, stop <-chan struct{}, ep oauth.Endpoint, c oauth.Client, rt vault.Secret) (*oauth.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opt.RefreshBudget)
 	defer cancel()
 	delay := e.opt.Backoff
@@ -366,10 +410,18 @@ func (e *Engine) requestWithRetry(ctx context.Context, ep oauth.Endpoint, c oaut
 		if oe, ok := oauth.AsError(err); ok && oe.RetryAfter > wait {
 			wait = oe.RetryAfter
 		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			return nil, lastErr
+		}
 		select {
 		case <-ctx.Done():
 			return nil, lastErr
+		case <-stop:
+			return nil, lastErr
 		case <-time.After(wait):
+		}
+		if e.breaker.openFor(ep.TokenURL, e.opt.Now()) > 0 {
+			return nil, lastErr // other refreshes found the endpoint down meanwhile
 		}
 		delay *= 2
 	}
@@ -378,10 +430,11 @@ func (e *Engine) requestWithRetry(ctx context.Context, ep oauth.Endpoint, c oaut
 // fail classifies a refresh failure. A refused grant marks the connection
 // needs_reauth and keeps the credential; anything else leaves both as they
 // were and answers 503.
-func (e *Engine) fail(ctx context.Context, conn store.SourceConnection, cur store.Credential, err error, release func()) error {
+func (e *Engine) fail(ctx context.Context, conn store.SourceConnection, cur store.Credential, endpoint oauth.Endpoint, err error, release func()) error {
 	e.count(func(s *Stats) { s.Failed++ })
 	oe, _ := oauth.AsError(err)
 	if oe != nil && oe.Permanent() {
+		e.breaker.answered(endpoint.TokenURL)
 		e.count(func(s *Stats) { s.NeedsReauth++ })
 		if merr := e.st.MarkNeedsReauth(context.WithoutCancel(ctx), conn.OrganizationID, conn.ID, cur.ID, e.opt.Owner, e.opt.Now().UTC()); merr != nil {
 			release()
@@ -402,6 +455,9 @@ func (e *Engine) fail(ctx context.Context, conn store.SourceConnection, cur stor
 	retry := 5 * time.Second
 	if oe != nil && oe.RetryAfter > 0 {
 		retry = oe.RetryAfter
+	}
+	if oe != nil {
+		e.breaker.failed(endpoint.TokenURL, e.opt.Now(), oe.RetryAfter)
 	}
 	e.log.WarnContext(ctx, "token refresh failed; will retry later", "source_connection_id", conn.ID, "source", conn.ShortName, "error", errText(err))
 	return &apperr.Error{Kind: apperr.KindUnavailable, Msg: "The provider's token endpoint is unavailable; retry later", RetryAfter: retry, Err: err}

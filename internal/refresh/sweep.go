@@ -3,6 +3,7 @@ package refresh
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -39,11 +40,18 @@ func (o *SweepOptions) defaults() {
 // SweepResult counts one pass.
 type SweepResult struct {
 	Candidates, Refreshed, Failed int
+	// Deferred were not tried: their token endpoint's breaker was open
+	// (the provider kept failing); a later pass takes them.
+	Deferred int
 }
 
 // Sweep refreshes, once, the credentials that expire within the window,
 // with bounded concurrency, through the same leases as on-use refreshes (so
-// replicas sweeping at the same time never refresh a token twice).
+// replicas sweeping at the same time never refresh a token twice). A
+// provider that keeps failing opens its endpoint's breaker: the pass then
+// sends it nothing more and counts the rest as deferred. When ctx ends, no
+// refresh starts and none retries; Sweep returns once the requests already
+// sent are answered (or time out) and their results stored.
 func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error) {
 	o.defaults()
 	now := e.opt.Now()
@@ -58,9 +66,11 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 	for _, c := range cands {
 		select {
 		case <-ctx.Done():
+		case sem <- struct{}{}:
+		}
+		if ctx.Err() != nil {
 			wg.Wait()
 			return res, ctx.Err()
-		case sem <- struct{}{}:
 		}
 		wg.Add(1)
 		go func(c store.RefreshCandidate) {
@@ -73,10 +83,12 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 				case <-time.After(rand.N(o.Jitter)):
 				}
 			}
-			f, err := e.Get(ctx, c.OrganizationID, c.SourceConnectionID, GetOptions{Margin: o.Window})
+			f, err := e.Get(ctx, c.OrganizationID, c.SourceConnectionID, GetOptions{Margin: o.Window, stop: ctx.Done()})
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			if errors.Is(err, ErrProviderDown) {
+				res.Deferred++
+			} else if err != nil {
 				res.Failed++
 			} else if f.Refreshed {
 				res.Refreshed++
@@ -100,7 +112,7 @@ func (e *Engine) RunSweeper(ctx context.Context, interval time.Duration, o Sweep
 			if err != nil && ctx.Err() == nil {
 				e.log.WarnContext(ctx, "refresh sweep failed", "error", err.Error())
 			} else if res.Candidates > 0 {
-				e.log.InfoContext(ctx, "refresh sweep", "candidates", res.Candidates, "refreshed", res.Refreshed, "failed", res.Failed)
+				e.log.InfoContext(ctx, "refresh sweep", "candidates", res.Candidates, "refreshed", res.Refreshed, "failed", res.Failed, "deferred", res.Deferred)
 			}
 		}
 	}
