@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -304,6 +305,9 @@ func (c *cli) keysCmd() *cobra.Command {
 				return err
 			}
 			a.Log.Info("new primary key added; re-encrypting credentials", "key_id", id)
+			if err := a.AuditOperator(cmd.Context(), "keyset.rotate", "keyset", strconv.FormatUint(uint64(id), 10)); err != nil {
+				return err
+			}
 			res, err := credential.Reencrypt(cmd.Context(), a.Store, a.Vault, batch)
 			if err != nil {
 				return err
@@ -349,6 +353,11 @@ func (c *cli) keysCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for _, id := range removed {
+				if err := a.AuditOperator(cmd.Context(), "keyset.prune", "keyset", strconv.FormatUint(uint64(id), 10)); err != nil {
+					return err
+				}
+			}
 			return c.print(map[string]any{"removed": removed}, func(w io.Writer) { fmt.Fprintf(w, "removed keys: %v\n", removed) })
 		}),
 	}
@@ -359,6 +368,9 @@ func (c *cli) keysCmd() *cobra.Command {
 		RunE: c.withApp(func(cmd *cobra.Command, _ []string, a *app.App) error {
 			kid, err := a.Issuer.Rotate(cmd.Context())
 			if err != nil {
+				return err
+			}
+			if err := a.AuditOperator(cmd.Context(), "signing_key.rotate", "signing_key", kid); err != nil {
 				return err
 			}
 			return c.print(map[string]any{"kid": kid}, func(w io.Writer) { fmt.Fprintf(w, "new signing key %s\n", kid) })

@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/valetkey/valetkey/internal/store"
+	"github.com/valetkey/valetkey/internal/store/sqlstore"
 	"github.com/valetkey/valetkey/internal/testkit"
 )
 
@@ -178,6 +181,27 @@ func TestCommandsPrintOneJSONObject(t *testing.T) {
 	decodeOne(t, stdout, &pr)
 	if len(pr.Removed) != 1 || pr.Removed[0] == rot.PrimaryKeyID {
 		t.Fatalf("prune = %+v", pr)
+	}
+	if _, _, err = run(t, dir, "keys", "rotate-signing", "--json"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each key operation is in every organization's audit log, by the
+	// operator who ran it.
+	st, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(dir, "valetkey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for action, target := range map[string]string{"keyset.rotate": strconv.FormatUint(uint64(rot.PrimaryKeyID), 10),
+		"keyset.prune": strconv.FormatUint(uint64(pr.Removed[0]), 10), "signing_key.rotate": ""} {
+		evs, err := st.ListAudit(context.Background(), org.ID, store.AuditFilter{Action: action})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("audit %s: %d events, %v", action, len(evs), err)
+		}
+		if e := evs[0]; !strings.HasPrefix(e.Actor, "operator:") || (target != "" && e.TargetID != target) || e.TargetID == "" {
+			t.Fatalf("audit %s: %+v", action, e)
+		}
 	}
 }
 

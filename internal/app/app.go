@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/valetkey/valetkey/internal/api"
+	"github.com/valetkey/valetkey/internal/audit"
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/config"
@@ -233,6 +234,22 @@ func (a *App) PruneAudit(ctx context.Context) (int, error) {
 		a.Log.InfoContext(ctx, "deleted expired audit events", "count", n, "retention", a.Config.AuditRetention.String())
 	}
 	return n, err
+}
+
+// AuditOperator records an operator action that concerns every
+// organization (a keyset or signing-key rotation) in each one's audit log.
+func (a *App) AuditOperator(ctx context.Context, action, targetType, targetID string) error {
+	orgs, err := a.Store.ListOrganizations(ctx)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	ctx = audit.WithActor(ctx, audit.Operator())
+	for _, o := range orgs {
+		if err := audit.Event(ctx, a.Store, o.ID, action, targetType, targetID, "cli"); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	return nil
 }
 
 // Close stops the workers (if started) and releases the database.

@@ -5,6 +5,8 @@ package audit
 
 import (
 	"context"
+	"os"
+	"os/user"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,8 +43,24 @@ type Appender interface {
 
 // Record appends one event about a source connection's credential.
 func Record(ctx context.Context, st Appender, orgID, action, connectionID, def string) error {
+	return Event(ctx, st, orgID, action, "source_connection", connectionID, def)
+}
+
+// Event appends one event about any target (a keyset, a signing key).
+func Event(ctx context.Context, st Appender, orgID, action, targetType, targetID, def string) error {
 	a := ActorFrom(ctx, def)
 	return st.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{ID: uuid.Must(uuid.NewV7()).String(), OrganizationID: orgID,
-		Actor: a.Name, Action: action, TargetType: "source_connection", TargetID: connectionID, RemoteAddr: a.RemoteAddr,
+		Actor: a.Name, Action: action, TargetType: targetType, TargetID: targetID, RemoteAddr: a.RemoteAddr,
 		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)})
+}
+
+// Operator is the actor of an operator command: the OS user and the host
+// it ran on.
+func Operator() Actor {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return Actor{Name: "operator:" + name, RemoteAddr: host}
 }

@@ -20,7 +20,7 @@ type AuditReader interface {
 type AuditEvent struct {
 	ID         string    `json:"id"`
 	Actor      string    `json:"actor"`
-	Action     string    `json:"action" doc:"credential.read, credential.create, credential.replace, credential.refresh, credential.delete"`
+	Action     string    `json:"action" doc:"credential.read, credential.create, credential.replace, credential.refresh, credential.delete; operator commands: keyset.rotate, keyset.prune, signing_key.rotate"`
 	TargetType string    `json:"target_type"`
 	TargetID   string    `json:"target_id"`
 	RemoteAddr string    `json:"remote_addr"`
