@@ -72,7 +72,7 @@ type Apps interface {
 
 // Refresher hands out fresh credentials and revokes them.
 type Refresher interface {
-	Get(ctx context.Context, orgID, connectionID string, o refresh.GetOptions) (refresh.Fresh, error)
+	GetFor(ctx context.Context, conn store.SourceConnection, o refresh.GetOptions) (refresh.Fresh, error)
 	Revoke(ctx context.Context, conn store.SourceConnection, cred store.Credential) error
 }
 
@@ -539,18 +539,31 @@ func (s *Service) TokenReads() int64 { return s.tokenReads.Load() }
 // is what every consumer of a credential (the token route, jobs, execute)
 // calls.
 func (s *Service) Fresh(ctx context.Context, orgID, id string, o refresh.GetOptions) (refresh.Fresh, error) {
+	conn, err := s.Conn(ctx, orgID, id)
+	if err != nil {
+		return refresh.Fresh{}, err
+	}
+	return s.FreshFor(ctx, conn, o)
+}
+
+// Conn reads a connection, nothing more (Get adds its sync and credential
+// summary): for callers that go on to use its credential with FreshFor.
+func (s *Service) Conn(ctx context.Context, orgID, id string) (store.SourceConnection, error) {
 	conn, err := s.st.GetConnection(ctx, orgID, id)
 	if err != nil {
-		return refresh.Fresh{}, notFoundConn(err, id)
+		return conn, notFoundConn(err, id)
 	}
+	return conn, nil
+}
+
+// FreshFor is Fresh for a connection the caller has just read.
+func (s *Service) FreshFor(ctx context.Context, conn store.SourceConnection, o refresh.GetOptions) (refresh.Fresh, error) {
+	id := conn.ID
 	if conn.AuthProviderID != "" {
 		return s.freshFromProvider(ctx, conn, o.Force)
 	}
-	f, err := s.opt.Refresh.Get(ctx, orgID, id, o)
+	f, err := s.opt.Refresh.GetFor(ctx, conn, o)
 	if errors.Is(err, store.ErrNotFound) {
-		if _, cerr := s.st.GetConnection(ctx, orgID, id); cerr != nil {
-			return f, notFoundConn(cerr, id)
-		}
 		return f, apperr.BadRequest("Source connection '%s' has no credential yet: complete its authorization first", id)
 	}
 	return f, err

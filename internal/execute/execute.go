@@ -22,8 +22,8 @@ import (
 
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/catalog"
-	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/refresh"
+	"github.com/valetkey/valetkey/internal/store"
 )
 
 // ErrUpstreamUnauthorized marks a provider 401 that a retry did not cure.
@@ -31,9 +31,9 @@ var ErrUpstreamUnauthorized = errors.New("the provider rejected the credential")
 
 // Connections is what the engine needs of the connection service.
 type Connections interface {
-	Get(ctx context.Context, orgID, id string) (connection.View, error)
+	Conn(ctx context.Context, orgID, id string) (store.SourceConnection, error)
 	Source(shortName string) (*catalog.Source, error)
-	Fresh(ctx context.Context, orgID, id string, o refresh.GetOptions) (refresh.Fresh, error)
+	FreshFor(ctx context.Context, conn store.SourceConnection, o refresh.GetOptions) (refresh.Fresh, error)
 }
 
 // Options tune the engine.
@@ -99,7 +99,7 @@ func (e *Engine) Entities(ctx context.Context, orgID, connID string) (map[string
 }
 
 func (e *Engine) source(ctx context.Context, orgID, connID string) (*catalog.Source, error) {
-	conn, err := e.conns.Get(ctx, orgID, connID)
+	conn, err := e.conns.Conn(ctx, orgID, connID)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // Execute runs one action for a connection.
 func (e *Engine) Execute(ctx context.Context, orgID, connID string, req Request) (Result, error) {
-	conn, err := e.conns.Get(ctx, orgID, connID)
+	conn, err := e.conns.Conn(ctx, orgID, connID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -143,7 +143,7 @@ func (e *Engine) Execute(ctx context.Context, orgID, connID string, req Request)
 		return Result{}, err
 	}
 
-	cred, token, err := e.credential(ctx, orgID, connID, req, refresh.GetOptions{})
+	cred, token, err := e.credential(ctx, conn, req, refresh.GetOptions{})
 	if err != nil {
 		return Result{}, err
 	}
@@ -153,7 +153,7 @@ func (e *Engine) Execute(ctx context.Context, orgID, connID string, req Request)
 	}
 	if resp.status == http.StatusUnauthorized && req.Token == "" {
 		// One forced refresh (unless someone already refreshed) and one retry.
-		if _, token, err = e.credential(ctx, orgID, connID, req, refresh.GetOptions{Force: true, SeenVersion: cred.Version}); err != nil {
+		if _, token, err = e.credential(ctx, conn, req, refresh.GetOptions{Force: true, SeenVersion: cred.Version}); err != nil {
 			return Result{}, err
 		}
 		if resp, err = e.send(ctx, src.API, build, token); err != nil {
@@ -166,11 +166,11 @@ func (e *Engine) Execute(ctx context.Context, orgID, connID string, req Request)
 	return extract(act, resp, build)
 }
 
-func (e *Engine) credential(ctx context.Context, orgID, connID string, req Request, o refresh.GetOptions) (refresh.Fresh, string, error) {
+func (e *Engine) credential(ctx context.Context, conn store.SourceConnection, req Request, o refresh.GetOptions) (refresh.Fresh, string, error) {
 	if req.Token != "" {
 		return refresh.Fresh{}, req.Token, nil
 	}
-	f, err := e.conns.Fresh(ctx, orgID, connID, o)
+	f, err := e.conns.FreshFor(ctx, conn, o)
 	if err != nil {
 		return f, "", err
 	}

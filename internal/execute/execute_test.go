@@ -10,7 +10,6 @@ import (
 
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/catalog"
-	"github.com/valetkey/valetkey/internal/connection"
 	"github.com/valetkey/valetkey/internal/credential"
 	"github.com/valetkey/valetkey/internal/refresh"
 	"github.com/valetkey/valetkey/internal/store"
@@ -20,11 +19,11 @@ import (
 // fixedConns serves one connection to a source at base with a fixed token.
 type fixedConns struct{ src *catalog.Source }
 
-func (f fixedConns) Get(context.Context, string, string) (connection.View, error) {
-	return connection.View{SourceConnection: store.SourceConnection{ShortName: f.src.ShortName}}, nil
+func (f fixedConns) Conn(context.Context, string, string) (store.SourceConnection, error) {
+	return store.SourceConnection{ShortName: f.src.ShortName}, nil
 }
 func (f fixedConns) Source(string) (*catalog.Source, error) { return f.src, nil }
-func (f fixedConns) Fresh(context.Context, string, string, refresh.GetOptions) (refresh.Fresh, error) {
+func (f fixedConns) FreshFor(context.Context, store.SourceConnection, refresh.GetOptions) (refresh.Fresh, error) {
 	return refresh.Fresh{Payload: credential.Payload{Fields: map[string]vault.Secret{"access_token": vault.NewSecret("tok-secret-123")}}}, nil
 }
 
