@@ -24,7 +24,6 @@ import (
 	"github.com/valetkey/valetkey/internal/api/embedded"
 	"github.com/valetkey/valetkey/internal/api/native"
 	"github.com/valetkey/valetkey/internal/api/shared"
-	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/audit"
 	"github.com/valetkey/valetkey/internal/authprovider"
 	"github.com/valetkey/valetkey/internal/connection"
@@ -183,12 +182,8 @@ func authenticate(tenants *tenant.Service) func(http.Handler) http.Handler {
 			}
 			p, err := tenants.Authenticate(ctx, key)
 			if err != nil {
-				status, msg := http.StatusServiceUnavailable, "Authentication is unavailable"
-				if e, ok := apperr.As(err); ok && e.Kind == apperr.KindUnauthorized {
-					status, msg = http.StatusUnauthorized, e.Msg
-				}
 				w.Header().Set("WWW-Authenticate", `Bearer realm="valetkey"`)
-				writeDetail(w, status, msg)
+				shared.WriteAuthFailure(w, err)
 				return
 			}
 			ctx = audit.WithActor(shared.WithPrincipal(ctx, p), audit.Actor{Name: p.Actor(), RemoteAddr: shared.RemoteAddr(ctx)})

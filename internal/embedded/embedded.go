@@ -157,8 +157,12 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Caller, erro
 		if c.ExpiresAt != nil {
 			out.ExpiresAt = c.ExpiresAt.Time
 		}
-		// The workspace must still exist in the token's organization.
+		// The workspace must still exist in the token's organization. A
+		// database that cannot answer says nothing about the token.
 		if _, err := s.st.GetWorkspace(ctx, c.Organization, out.WorkspaceID); err != nil {
+			if errors.Is(err, store.ErrUnavailable) {
+				return Caller{}, err
+			}
 			return Caller{}, apperr.Unauthorized("Invalid or expired token")
 		}
 	}

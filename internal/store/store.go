@@ -15,6 +15,9 @@ var (
 	ErrNotFound      = errors.New("not found")
 	ErrAlreadyExists = errors.New("already exists")
 	ErrConflict      = errors.New("conflict")
+	// ErrUnavailable marks a failure to reach the database (down,
+	// restarting, connection lost): nothing was decided, retry later.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // Organization is a tenant.

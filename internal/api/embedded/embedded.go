@@ -72,11 +72,7 @@ func Middleware(e *emb.Service) func(http.Handler) http.Handler {
 			}
 			c, err := e.Authenticate(r.Context(), bearer)
 			if err != nil {
-				status, msg := http.StatusServiceUnavailable, "Authentication is unavailable"
-				if ae, ok := apperr.As(err); ok && ae.Kind == apperr.KindUnauthorized {
-					status, msg = http.StatusUnauthorized, ae.Msg
-				}
-				shared.WriteDetail(w, status, msg)
+				shared.WriteAuthFailure(w, err)
 				return
 			}
 			if origin != "" {

@@ -13,10 +13,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/store"
 	"github.com/valetkey/valetkey/internal/tenant"
 )
 
@@ -195,14 +197,29 @@ var statusOf = map[apperr.Kind]int{
 	apperr.KindBadGateway:      http.StatusBadGateway,
 }
 
+// DatabaseRetryAfter is the Retry-After sent while the database is
+// unreachable (a restart or failover usually takes seconds).
+const DatabaseRetryAfter = 2 * time.Second
+
+// errDatabaseUnavailable answers a request that failed because the database
+// could not be reached (store.ErrUnavailable): nothing happened, retry.
+func errDatabaseUnavailable(err error) *apperr.Error {
+	return &apperr.Error{Kind: apperr.KindUnavailable, Msg: "The database is unavailable; retry later", RetryAfter: DatabaseRetryAfter, Err: err}
+}
+
 // ToHTTP converts any error a handler returns into the response error.
-// Unclassified errors are logged and answered 500 with no detail.
+// Domain errors map by kind; store.ErrUnavailable is a 503 with
+// Retry-After; unclassified errors are logged and answered 500 with no
+// detail.
 func ToHTTP(ctx context.Context, log *slog.Logger, err error) error {
 	var se huma.StatusError
 	if errors.As(err, &se) {
 		return err
 	}
 	e, ok := apperr.As(err)
+	if !ok && errors.Is(err, store.ErrUnavailable) {
+		e, ok = errDatabaseUnavailable(err), true
+	}
 	if !ok {
 		log.ErrorContext(ctx, "internal error", "error", err.Error())
 		return &ErrorBody{status: http.StatusInternalServerError, Detail: "Internal server error"}
@@ -219,10 +236,26 @@ func ToHTTP(ctx context.Context, log *slog.Logger, err error) error {
 		body = &ErrorBody{status: status, Detail: e.Msg}
 	}
 	if e.RetryAfter > 0 {
-		secs := int(e.RetryAfter.Seconds() + 0.999)
-		return huma.ErrorWithHeaders(body, http.Header{"Retry-After": []string{strconv.Itoa(secs)}})
+		return huma.ErrorWithHeaders(body, http.Header{"Retry-After": []string{retryAfter(e.RetryAfter)}})
 	}
 	return body
+}
+
+// retryAfter is a Retry-After value: whole seconds, rounded up.
+func retryAfter(d time.Duration) string { return strconv.Itoa(int(d.Seconds() + 0.999)) }
+
+// WriteAuthFailure answers a request whose credentials could not be checked
+// (the middlewares of both dialects): 401 with the reason when they were
+// refused, else 503, with Retry-After when the database is unreachable.
+func WriteAuthFailure(w http.ResponseWriter, err error) {
+	if e, ok := apperr.As(err); ok && e.Kind == apperr.KindUnauthorized {
+		WriteDetail(w, http.StatusUnauthorized, e.Msg)
+		return
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		w.Header().Set("Retry-After", retryAfter(DatabaseRetryAfter))
+	}
+	WriteDetail(w, http.StatusServiceUnavailable, "Authentication is unavailable")
 }
 
 // Register adds an operation whose handler errors are mapped by ToHTTP.

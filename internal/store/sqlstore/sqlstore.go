@@ -128,7 +128,7 @@ func Connect(databaseURL string) (*Store, error) {
 	case strings.HasPrefix(databaseURL, "sqlite:"):
 		return connectSQLite(strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//"))
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		db, err := sql.Open("pgx", databaseURL)
+		db, err := sql.Open("pgx", withConnectTimeout(databaseURL))
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}
@@ -311,19 +311,18 @@ type querier interface {
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+		return s.wrap(err, "begin")
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	return nil
+	return s.wrap(tx.Commit(), "commit")
 }
 
-// wrap maps driver errors onto the store sentinels.
+// wrap maps driver errors onto the store sentinels. It is the one place a
+// lost or unreachable database becomes store.ErrUnavailable (the driver's
+// error stays in the chain for logs).
 func (s *Store) wrap(err error, what string) error {
 	switch {
 	case err == nil:
@@ -332,6 +331,8 @@ func (s *Store) wrap(err error, what string) error {
 		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
 	case s.f.isUnique(err):
 		return fmt.Errorf("%s: %w", what, store.ErrAlreadyExists)
+	case unavailable(err):
+		return fmt.Errorf("store: %s: %w: %w", what, store.ErrUnavailable, err)
 	default:
 		return fmt.Errorf("store: %s: %w", what, err)
 	}
