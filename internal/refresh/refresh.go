@@ -332,7 +332,7 @@ func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn s
 	}
 	saved := cur
 	saved.Ciphertext, saved.KeyID, saved.ExpiresAt, saved.Refreshable, saved.UpdatedAt = ct, keyID, tok.ExpiresAt(sent), true, e.opt.Now().UTC()
-	ok, err := e.st.SaveRefreshed(context.WithoutCancel(ctx), saved, cur.Version, e.opt.Owner)
+	ok, err := e.saveRefreshed(ctx, saved, cur.Version)
 	if err != nil {
 		// The provider has rotated; we could not store it. Nothing was
 		// overwritten: the old refresh token stays (it may still work, or
@@ -358,6 +358,26 @@ func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn s
 	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: saved.ExpiresAt, Version: cur.Version + 1, Refreshed: true}, nil
 }
 
+// saveRefreshed stores a refresh's result. The provider may already have
+// rotated the refresh token, so losing the database for a moment must not
+// lose the new one: a write that could not reach the database is retried
+// for as long as a lease lasts (the version and owner fence keep a late
+// write from overwriting anyone else's).
+func (e *Engine) saveRefreshed(ctx context.Context, saved store.Credential, version int64) (bool, error) {
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(e.opt.LeaseTTL)
+	wait := 50 * time.Millisecond
+	for {
+		ok, err := e.st.SaveRefreshed(ctx, saved, version, e.opt.Owner)
+		if err == nil || !errors.Is(err, store.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+			return ok, err
+		}
+		e.log.WarnContext(ctx, "storing a refreshed token failed; retrying", "credential_id", saved.ID, "error", err.Error())
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
+}
+
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
 		if s != "" {
@@ -376,7 +396,7 @@ func (e *Engine) client(ctx context.Context, conn store.SourceConnection, p cred
 	c, err := e.clients.For(ctx, conn.OrganizationID, conn.ShortName)
 	if err != nil {
 		if ae, ok := apperr.As(err); ok {
-			return c, &apperr.Error{Kind: ae.Kind, Msg: "Token refresh failed: " + ae.Msg}
+			return c, &apperr.Error{Kind: ae.Kind, Msg: "Token refresh failed: " + ae.Msg, RetryAfter: ae.RetryAfter, Err: ae.Err}
 		}
 		return c, err
 	}
