@@ -197,7 +197,7 @@ func Allowed(allowlist []string, redirect string) bool {
 		if err != nil {
 			continue
 		}
-		if !strings.EqualFold(a.Scheme, r.Scheme) || !strings.EqualFold(a.Hostname(), r.Hostname()) || port(a) != port(r) {
+		if !strings.EqualFold(a.Scheme, r.Scheme) || !sameHost(a.Hostname(), r.Hostname()) || port(a) != port(r) {
 			continue
 		}
 		ap, rp := a.EscapedPath(), r.EscapedPath()
@@ -206,6 +206,28 @@ func Allowed(allowlist []string, redirect string) bool {
 		}
 	}
 	return false
+}
+
+// sameHost compares host names byte for byte but for ASCII case:
+// strings.EqualFold would also fold non-ASCII letters (the Kelvin sign
+// matches k) and take any two invalid UTF-8 bytes as equal.
+func sameHost(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func port(u *url.URL) string {
