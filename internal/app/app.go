@@ -179,7 +179,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if st.Flavor() == "sqlite" {
 		a.Queue, err = jobs.NewSQLiteQueue(ctx, st.WriterDB(), a.Jobs, log, qopt)
 	} else {
-		a.Queue, err = jobs.NewPostgresQueue(ctx, cfg.DatabaseURL, a.Jobs, log, qopt)
+		a.Queue, err = jobs.NewPostgresQueue(ctx, sqlstore.WithConnectTimeout(cfg.DatabaseURL), a.Jobs, log, qopt)
 	}
 	if err != nil {
 		st.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valetkey/valetkey/internal/store"
 )
@@ -29,6 +30,9 @@ type auditReq struct {
 	e   store.AuditEvent
 	err chan error
 }
+
+// auditWriteTimeout bounds one batch's INSERT.
+const auditWriteTimeout = 10 * time.Second
 
 // maxAuditBatch bounds one INSERT (8 columns each).
 const maxAuditBatch = 256
@@ -118,7 +122,11 @@ func (b *auditBatcher) write(batch []auditReq) {
 		vals[i] = "(?, ?, ?, ?, ?, ?, ?, ?)"
 		args = append(args, e.ID, e.OrganizationID, e.Actor, e.Action, e.TargetType, e.TargetID, e.RemoteAddr, utc(e.CreatedAt))
 	}
-	_, err := b.s.exec(context.Background(), b.s.w, `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at)
+	// Bounded: a database that hangs instead of refusing must not hold
+	// every audited request forever.
+	ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
+	defer cancel()
+	_, err := b.s.exec(ctx, b.s.w, `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at)
 		VALUES `+strings.Join(vals, ", "), args...)
 	err = b.s.wrap(err, "append audit")
 	for _, r := range batch {

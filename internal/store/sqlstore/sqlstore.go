@@ -128,7 +128,7 @@ func Connect(databaseURL string) (*Store, error) {
 	case strings.HasPrefix(databaseURL, "sqlite:"):
 		return connectSQLite(strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//"))
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
-		db, err := sql.Open("pgx", withConnectTimeout(databaseURL))
+		db, err := sql.Open("pgx", WithConnectTimeout(databaseURL))
 		if err != nil {
 			return nil, fmt.Errorf("store: open postgres: %w", err)
 		}

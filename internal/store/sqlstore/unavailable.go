@@ -63,8 +63,9 @@ func unavailableState(code string) bool {
 // operating system's TCP timeout.
 const connectTimeout = 3 * time.Second
 
-// withConnectTimeout adds connect_timeout to a postgres:// URL that has none.
-func withConnectTimeout(databaseURL string) string {
+// WithConnectTimeout adds connect_timeout to a postgres:// URL that has none
+// (the store and the Postgres job queue open their pools with it).
+func WithConnectTimeout(databaseURL string) string {
 	u, err := url.Parse(databaseURL)
 	if err != nil {
 		return databaseURL // left for the driver to report

@@ -118,7 +118,7 @@ func TestWithConnectTimeout(t *testing.T) {
 		{"postgres://u@h/db?search_path=vk_test_1&sslmode=disable", "connect_timeout=3"},
 	}
 	for _, tc := range tests {
-		got := withConnectTimeout(tc.in)
+		got := WithConnectTimeout(tc.in)
 		u, err := url.Parse(got)
 		if err != nil {
 			t.Fatalf("%s: %v", got, err)
@@ -126,11 +126,11 @@ func TestWithConnectTimeout(t *testing.T) {
 		in, _ := url.Parse(tc.in)
 		for k, v := range in.Query() {
 			if u.Query().Get(k) != v[0] {
-				t.Errorf("withConnectTimeout(%q) = %q: lost %s", tc.in, got, k)
+				t.Errorf("WithConnectTimeout(%q) = %q: lost %s", tc.in, got, k)
 			}
 		}
 		if u.Query().Get("connect_timeout") != tc.want[len("connect_timeout="):] || u.User.Username() != "u" || u.Path != in.Path {
-			t.Errorf("withConnectTimeout(%q) = %q, want %s", tc.in, got, tc.want)
+			t.Errorf("WithConnectTimeout(%q) = %q, want %s", tc.in, got, tc.want)
 		}
 	}
 }
