@@ -143,6 +143,9 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Caller, erro
 	}
 	c, err := s.issuer.Verify(ctx, bearer)
 	if err != nil {
+		if !errors.Is(err, jwtauth.ErrInvalid) {
+			return Caller{}, err // the keys could not be read (database down): not the token's fault
+		}
 		return Caller{}, apperr.Unauthorized("Invalid or expired token")
 	}
 	out := Caller{OrganizationID: c.Organization, Subject: c.Subject}

@@ -207,6 +207,7 @@ func (i *Issuer) Sign(ctx context.Context, c Claims, ttl time.Duration) (string,
 // Verify checks signature (EdDSA only, by kid), issuer, audience and expiry.
 func (i *Issuer) Verify(ctx context.Context, token string) (*Claims, error) {
 	var c Claims
+	var loadErr error // the keys could not be read: the token was not judged
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
@@ -217,6 +218,7 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*Claims, error) {
 		i.mu.Unlock()
 		if !ok {
 			if err := i.load(ctx); err != nil {
+				loadErr = err
 				return nil, err
 			}
 			i.mu.Lock()
@@ -229,6 +231,9 @@ func (i *Issuer) Verify(ctx context.Context, token string) (*Claims, error) {
 		return pub, nil
 	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithIssuer(i.issuer()), jwt.WithAudience(Audience),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(i.now))
+	if loadErr != nil {
+		return nil, fmt.Errorf("verify: signing keys: %w", loadErr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

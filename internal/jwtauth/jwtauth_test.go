@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/valetkey/valetkey/internal/store"
 	"github.com/valetkey/valetkey/internal/store/sqlstore"
 	"github.com/valetkey/valetkey/internal/vault"
 )
@@ -163,4 +165,37 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+// downStore is a store whose database has gone away.
+type downStore struct{ Store }
+
+func (downStore) ListSigningKeys(context.Context) ([]store.SigningKey, error) {
+	return nil, fmt.Errorf("list signing keys: %w", store.ErrUnavailable)
+}
+
+// TestVerifyWhileTheDatabaseIsDown: a token signed by a key this replica has
+// not loaded yet cannot be judged while the keys cannot be read; that is
+// the database's outage, not an invalid token (the caller answers 503, not
+// 401). A key already loaded keeps verifying.
+func TestVerifyWhileTheDatabaseIsDown(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{}
+	signer := newIssuer(t, "https://vk.example.com", c)
+	tok, _, err := signer.Sign(ctx, scoped(), 20*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signer.Verify(ctx, tok); err != nil { // loaded
+		t.Fatal(err)
+	}
+	signer.st = downStore{signer.st}
+	if _, err := signer.Verify(ctx, tok); err != nil {
+		t.Fatalf("a loaded key stopped verifying: %v", err)
+	}
+	fresh := New(downStore{signer.st}, signer.sealer.C, signer.issuer, c.Now) // another replica, nothing loaded
+	_, err = fresh.Verify(ctx, tok)
+	if err == nil || errors.Is(err, ErrInvalid) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("verify with the database down = %v; want the outage, not ErrInvalid", err)
+	}
 }
