@@ -33,7 +33,7 @@ type Store interface {
 	GetConnection(ctx context.Context, orgID, id string) (store.SourceConnection, error)
 	GetCredentialForConnection(ctx context.Context, orgID, connectionID string) (store.Credential, error)
 	GetCredential(ctx context.Context, id string) (store.Credential, error)
-	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (bool, error)
+	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (store.Credential, bool, error)
 	ReleaseLease(ctx context.Context, id, owner string) error
 	SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error)
 	MarkNeedsReauth(ctx context.Context, orgID, connectionID, credentialID, owner string, at time.Time) error
@@ -276,20 +276,20 @@ func (e *Engine) open(c store.Credential) (Fresh, error) {
 // refresh takes the row's lease (or waits for whoever holds it) and refreshes.
 func (e *Engine) refresh(ctx context.Context, stop <-chan struct{}, conn store.SourceConnection, endpoint oauth.Endpoint, seen store.Credential) (Fresh, error) {
 	for {
+		now := e.opt.Now()
+		leased, ok, err := e.st.TryLease(ctx, seen.ID, seen.Version, e.opt.Owner, now, now.Add(e.opt.LeaseTTL))
+		if err != nil {
+			return Fresh{}, err
+		}
+		if ok {
+			return e.refreshLeased(ctx, stop, conn, endpoint, leased)
+		}
 		cur, err := e.st.GetCredential(ctx, seen.ID)
 		if err != nil {
 			return Fresh{}, err
 		}
 		if cur.Version != seen.Version {
 			return e.open(cur) // refreshed (or replaced) by someone else
-		}
-		now := e.opt.Now()
-		ok, err := e.st.TryLease(ctx, cur.ID, cur.Version, e.opt.Owner, now, now.Add(e.opt.LeaseTTL))
-		if err != nil {
-			return Fresh{}, err
-		}
-		if ok {
-			return e.refreshLeased(ctx, stop, conn, endpoint, cur)
 		}
 		// Another replica holds the lease: wait for its result.
 		select {

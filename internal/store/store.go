@@ -416,8 +416,9 @@ type Store interface {
 
 	// TryLease takes the refresh lease of a credential for owner until the
 	// given time, if the credential is still at version and no live lease is
-	// held by someone else. It reports whether the lease was taken.
-	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (bool, error)
+	// held by someone else. It reports whether the lease was taken and, if
+	// so, returns the row as leased (one statement: the lease and the read).
+	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (Credential, bool, error)
 	// ReleaseLease gives the lease back if owner holds it.
 	ReleaseLease(ctx context.Context, id, owner string) error
 	// SaveRefreshed stores a refreshed credential (new ciphertext, expiry,

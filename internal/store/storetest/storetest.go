@@ -453,17 +453,18 @@ func testLease(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	t0 := now()
-	if ok, err := s.TryLease(ctx, cred.ID, 2, "a", t0, t0.Add(time.Minute)); err != nil || ok {
+	if _, ok, err := s.TryLease(ctx, cred.ID, 2, "a", t0, t0.Add(time.Minute)); err != nil || ok {
 		t.Fatalf("lease at a stale version = %v, %v", ok, err)
 	}
-	if ok, err := s.TryLease(ctx, cred.ID, 1, "a", t0, t0.Add(time.Minute)); err != nil || !ok {
-		t.Fatalf("lease = %v, %v", ok, err)
+	if leased, ok, err := s.TryLease(ctx, cred.ID, 1, "a", t0, t0.Add(time.Minute)); err != nil || !ok ||
+		leased.ID != cred.ID || leased.Version != 1 || string(leased.Ciphertext) != string(cred.Ciphertext) || !leased.Refreshable {
+		t.Fatalf("lease = %v, %v; row %+v", ok, err, leased)
 	}
-	if ok, _ := s.TryLease(ctx, cred.ID, 1, "b", t0, t0.Add(time.Minute)); ok {
+	if _, ok, _ := s.TryLease(ctx, cred.ID, 1, "b", t0, t0.Add(time.Minute)); ok {
 		t.Fatal("a second owner took a live lease")
 	}
 	// A lapsed lease can be taken over.
-	if ok, _ := s.TryLease(ctx, cred.ID, 1, "b", t0.Add(2*time.Minute), t0.Add(3*time.Minute)); !ok {
+	if _, ok, _ := s.TryLease(ctx, cred.ID, 1, "b", t0.Add(2*time.Minute), t0.Add(3*time.Minute)); !ok {
 		t.Fatal("lapsed lease not taken over")
 	}
 	// The old owner, resuming, cannot write: the fence holds.
@@ -486,13 +487,13 @@ func testLease(t *testing.T, s store.Store) {
 	if ok, _ := s.SaveRefreshed(ctx, upd, 1, "b"); ok {
 		t.Fatal("saved twice at the same version")
 	}
-	if ok, _ := s.TryLease(ctx, cred.ID, 2, "c", now(), now().Add(time.Minute)); !ok {
+	if _, ok, _ := s.TryLease(ctx, cred.ID, 2, "c", now(), now().Add(time.Minute)); !ok {
 		t.Fatal("lease not released by save")
 	}
 	if err := s.ReleaseLease(ctx, cred.ID, "c"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := s.TryLease(ctx, cred.ID, 2, "d", now(), now().Add(time.Minute)); !ok {
+	if _, ok, _ := s.TryLease(ctx, cred.ID, 2, "d", now(), now().Add(time.Minute)); !ok {
 		t.Fatal("lease not released")
 	}
 	if err := s.MarkNeedsReauth(ctx, o.ID, conn.ID, cred.ID, "d", now()); err != nil {
@@ -503,7 +504,7 @@ func testLease(t *testing.T, s store.Store) {
 	if gc.Status != store.StatusNeedsReauth || string(kept.Ciphertext) != "from-b" {
 		t.Fatalf("needs_reauth: status %s, credential %q", gc.Status, kept.Ciphertext)
 	}
-	if ok, _ := s.TryLease(ctx, cred.ID, 2, "e", now(), now().Add(time.Minute)); !ok {
+	if _, ok, _ := s.TryLease(ctx, cred.ID, 2, "e", now(), now().Add(time.Minute)); !ok {
 		t.Fatal("MarkNeedsReauth kept the lease")
 	}
 }
@@ -529,7 +530,7 @@ func testRefreshCandidates(t *testing.T, s store.Store) {
 	mk(time.Minute, false, store.StatusActive)             // nothing to refresh with
 	mk(time.Minute, true, store.StatusNeedsReauth)         // broken
 	leased := mk(30*time.Second, true, store.StatusActive) // someone is on it
-	if ok, _ := s.TryLease(ctx, leased, 1, "x", base, base.Add(time.Minute)); !ok {
+	if _, ok, _ := s.TryLease(ctx, leased, 1, "x", base, base.Add(time.Minute)); !ok {
 		t.Fatal("lease")
 	}
 	got, err := s.ListRefreshCandidates(ctx, base.Add(10*time.Minute), base, 10)
