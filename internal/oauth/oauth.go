@@ -246,17 +246,22 @@ func tokenRequest(ctx context.Context, hc *http.Client, e Endpoint, c Client, fo
 	return t, nil
 }
 
-// parseExpiresIn accepts a JSON number or a numeric string.
+// maxSeconds caps a lifetime or delay a provider gives in seconds: beyond
+// it, the conversion to time.Duration would wrap (1e10 s became 0.3 s).
+const maxSeconds = int64(100 * 365 * 24 * time.Hour / time.Second)
+
+// parseExpiresIn accepts a JSON number or a numeric string (capped at
+// maxSeconds).
 func parseExpiresIn(raw json.RawMessage) (int64, bool) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, false
 	}
 	s := strings.Trim(string(raw), `"`)
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f <= 0 {
+	if err != nil || !(f > 0) { // also refuses NaN
 		return 0, false
 	}
-	return int64(f), true
+	return int64(min(f, float64(maxSeconds))), true
 }
 
 func retryAfter(h http.Header) time.Duration {
@@ -264,8 +269,8 @@ func retryAfter(h http.Header) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return time.Duration(min(n, maxSeconds)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return time.Until(t)
