@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/catalog"
@@ -366,8 +367,10 @@ func upstreamError(r *upstream) error {
 	}
 	if r.status == http.StatusTooManyRequests || (r.status == http.StatusForbidden && r.header.Get("X-Ratelimit-Remaining") == "0") {
 		retry := 60 * time.Second
-		if n, err := strconv.Atoi(r.header.Get("Retry-After")); err == nil {
-			retry = time.Duration(n) * time.Second
+		if n, err := strconv.ParseInt(r.header.Get("Retry-After"), 10, 64); err == nil && n >= 0 {
+			// At least a second (the answer's Retry-After must be positive), at
+			// most maxRetrySeconds (more would wrap time.Duration).
+			retry = time.Duration(min(max(n, 1), maxRetrySeconds)) * time.Second
 		} else if reset, err := strconv.ParseInt(r.header.Get("X-Ratelimit-Reset"), 10, 64); err == nil {
 			if d := time.Until(time.Unix(reset, 0)); d > 0 {
 				retry = d
@@ -382,6 +385,9 @@ func upstreamError(r *upstream) error {
 	return &apperr.Error{Kind: apperr.KindBadGateway, Msg: fmt.Sprintf("The provider answered HTTP %d%s", r.status, msg)}
 }
 
+// maxRetrySeconds caps a provider's Retry-After (100 years).
+const maxRetrySeconds = 100 * 365 * 24 * 3600
+
 // upstreamMessage picks a short message from a provider error body.
 func upstreamMessage(b []byte) string {
 	var m map[string]any
@@ -391,7 +397,11 @@ func upstreamMessage(b []byte) string {
 	for _, k := range []string{"message", "error_description", "error", "detail"} {
 		if s, ok := m[k].(string); ok && s != "" {
 			if len(s) > 300 {
-				s = s[:300]
+				i := 300
+				for i > 0 && !utf8.RuneStart(s[i]) { // not inside a character
+					i--
+				}
+				s = s[:i]
 			}
 			return ": " + s
 		}
