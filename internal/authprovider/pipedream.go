@@ -291,9 +291,10 @@ func parseRetryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	var n int
+	var n int64
 	if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &n); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+		const most = int64(100 * 365 * 24 * time.Hour / time.Second) // more would wrap time.Duration
+		return time.Duration(min(n, most)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return time.Until(t)
