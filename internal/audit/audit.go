@@ -48,10 +48,16 @@ func Record(ctx context.Context, st Appender, orgID, action, connectionID, def s
 
 // Event appends one event about any target (a keyset, a signing key).
 func Event(ctx context.Context, st Appender, orgID, action, targetType, targetID, def string) error {
+	return st.AppendAudit(context.WithoutCancel(ctx), NewEvent(ctx, orgID, action, targetType, targetID, def))
+}
+
+// NewEvent is the event Event appends, for a store write that records it in
+// its own transaction.
+func NewEvent(ctx context.Context, orgID, action, targetType, targetID, def string) store.AuditEvent {
 	a := ActorFrom(ctx, def)
-	return st.AppendAudit(context.WithoutCancel(ctx), store.AuditEvent{ID: uuid.Must(uuid.NewV7()).String(), OrganizationID: orgID,
+	return store.AuditEvent{ID: uuid.Must(uuid.NewV7()).String(), OrganizationID: orgID,
 		Actor: a.Name, Action: action, TargetType: targetType, TargetID: targetID, RemoteAddr: a.RemoteAddr,
-		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)})
+		CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 }
 
 // Operator is the actor of an operator command: the OS user and the host

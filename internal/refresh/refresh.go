@@ -35,10 +35,10 @@ type Store interface {
 	GetCredential(ctx context.Context, id string) (store.Credential, error)
 	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (store.Credential, bool, error)
 	ReleaseLease(ctx context.Context, id, owner string) error
-	SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error)
+	// SaveRefreshed also stores the refresh's audit event, in its transaction.
+	SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string, ev store.AuditEvent) (bool, error)
 	MarkNeedsReauth(ctx context.Context, orgID, connectionID, credentialID, owner string, at time.Time) error
 	ListRefreshCandidates(ctx context.Context, before, now time.Time, limit int) ([]store.RefreshCandidate, error)
-	AppendAudit(ctx context.Context, e store.AuditEvent) error
 }
 
 // Clients finds the organization's OAuth client for a source.
@@ -332,7 +332,7 @@ func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn s
 	}
 	saved := cur
 	saved.Ciphertext, saved.KeyID, saved.ExpiresAt, saved.Refreshable, saved.UpdatedAt = ct, keyID, tok.ExpiresAt(sent), true, e.opt.Now().UTC()
-	ok, err := e.saveRefreshed(ctx, saved, cur.Version)
+	ok, err := e.saveRefreshed(ctx, saved, cur.Version, audit.NewEvent(ctx, cur.OrganizationID, "credential.refresh", "source_connection", conn.ID, "refresh"))
 	if err != nil {
 		// The provider has rotated; we could not store it. Nothing was
 		// overwritten: the old refresh token stays (it may still work, or
@@ -350,9 +350,6 @@ func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn s
 		return e.open(latest)
 	}
 	e.count(func(s *Stats) { s.Refreshed++ })
-	if err := audit.Record(ctx, e.st, cur.OrganizationID, "credential.refresh", conn.ID, "refresh"); err != nil {
-		e.log.ErrorContext(ctx, "audit record failed", "action", "credential.refresh", "error", err.Error())
-	}
 	e.log.InfoContext(ctx, "token refreshed", "source_connection_id", conn.ID, "source", conn.ShortName,
 		"rotated", tok.RefreshToken.Reveal() != p.Fields["refresh_token"].Reveal())
 	return Fresh{Payload: next, Kind: cur.Kind, ExpiresAt: saved.ExpiresAt, Version: cur.Version + 1, Refreshed: true}, nil
@@ -363,12 +360,12 @@ func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn s
 // lose the new one: a write that could not reach the database is retried
 // for as long as a lease lasts (the version and owner fence keep a late
 // write from overwriting anyone else's).
-func (e *Engine) saveRefreshed(ctx context.Context, saved store.Credential, version int64) (bool, error) {
+func (e *Engine) saveRefreshed(ctx context.Context, saved store.Credential, version int64, ev store.AuditEvent) (bool, error) {
 	ctx = context.WithoutCancel(ctx)
 	deadline := time.Now().Add(e.opt.LeaseTTL)
 	wait := 50 * time.Millisecond
 	for {
-		ok, err := e.st.SaveRefreshed(ctx, saved, version, e.opt.Owner)
+		ok, err := e.st.SaveRefreshed(ctx, saved, version, e.opt.Owner, ev)
 		if err == nil || !errors.Is(err, store.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
 			return ok, err
 		}

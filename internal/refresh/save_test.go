@@ -25,11 +25,11 @@ type flakyStore struct {
 	calls    atomic.Int64
 }
 
-func (f *flakyStore) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error) {
+func (f *flakyStore) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string, ev store.AuditEvent) (bool, error) {
 	if f.calls.Add(1) <= f.failures {
 		return false, fmt.Errorf("save refreshed credential: %w", store.ErrUnavailable)
 	}
-	return f.Store.SaveRefreshed(ctx, c, version, owner)
+	return f.Store.SaveRefreshed(ctx, c, version, owner, ev)
 }
 
 // TestRotatedTokenSurvivesABriefDatabaseOutage: the provider has rotated the

@@ -114,20 +114,29 @@ func (b *auditBatcher) drain() {
 	}
 }
 
+// auditInsert, followed by auditValues once per event with auditArgs,
+// stores audit events (the batcher, and SaveRefreshed in its transaction).
+const (
+	auditInsert = `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at) VALUES `
+	auditValues = "(?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+func auditArgs(e store.AuditEvent) []any {
+	return []any{e.ID, e.OrganizationID, e.Actor, e.Action, e.TargetType, e.TargetID, e.RemoteAddr, utc(e.CreatedAt)}
+}
+
 func (b *auditBatcher) write(batch []auditReq) {
 	vals := make([]string, len(batch))
 	args := make([]any, 0, 8*len(batch))
 	for i, r := range batch {
-		e := r.e
-		vals[i] = "(?, ?, ?, ?, ?, ?, ?, ?)"
-		args = append(args, e.ID, e.OrganizationID, e.Actor, e.Action, e.TargetType, e.TargetID, e.RemoteAddr, utc(e.CreatedAt))
+		vals[i] = auditValues
+		args = append(args, auditArgs(r.e)...)
 	}
 	// Bounded: a database that hangs instead of refusing must not hold
 	// every audited request forever.
 	ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
 	defer cancel()
-	_, err := b.s.exec(ctx, b.s.w, `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at)
-		VALUES `+strings.Join(vals, ", "), args...)
+	_, err := b.s.exec(ctx, b.s.w, auditInsert+strings.Join(vals, ", "), args...)
 	err = b.s.wrap(err, "append audit")
 	for _, r := range batch {
 		r.err <- err

@@ -74,17 +74,29 @@ func (s *Store) ReleaseLease(ctx context.Context, id, owner string) error {
 	return s.wrap(err, "release lease")
 }
 
-// SaveRefreshed writes the refreshed credential under the version fence.
-func (s *Store) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string) (bool, error) {
-	res, err := s.exec(ctx, s.w, `UPDATE credentials SET ciphertext = ?, key_id = ?, expires_at = ?, refreshable = ?, updated_at = ?,
-		version = version + 1, lease_owner = NULL, lease_expires_at = NULL
-		WHERE id = ? AND version = ? AND lease_owner = ?`,
-		c.Ciphertext, int64(c.KeyID), utcPtr(c.ExpiresAt), boolInt(c.Refreshable), utc(c.UpdatedAt), c.ID, version, owner)
-	if err != nil {
-		return false, s.wrap(err, "save refreshed credential")
-	}
-	n, err := res.RowsAffected()
-	return n == 1, s.wrap(err, "save refreshed credential")
+// SaveRefreshed writes the refreshed credential under the version fence,
+// and its audit event, in one transaction: one commit to wait for rather
+// than the save's and then the audit batch's.
+func (s *Store) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string, ev store.AuditEvent) (bool, error) {
+	saved := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := s.exec(ctx, tx, `UPDATE credentials SET ciphertext = ?, key_id = ?, expires_at = ?, refreshable = ?, updated_at = ?,
+			version = version + 1, lease_owner = NULL, lease_expires_at = NULL
+			WHERE id = ? AND version = ? AND lease_owner = ?`,
+			c.Ciphertext, int64(c.KeyID), utcPtr(c.ExpiresAt), boolInt(c.Refreshable), utc(c.UpdatedAt), c.ID, version, owner)
+		if err != nil {
+			return s.wrap(err, "save refreshed credential")
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return s.wrap(err, "save refreshed credential") // fenced out: nothing to record
+		}
+		if _, err := s.exec(ctx, tx, auditInsert+auditValues, auditArgs(ev)...); err != nil {
+			return s.wrap(err, "save refreshed credential: audit")
+		}
+		saved = true
+		return nil
+	})
+	return saved && err == nil, err
 }
 
 // MarkNeedsReauth flags the connection and releases the lease in one transaction.

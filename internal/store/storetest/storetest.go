@@ -470,13 +470,17 @@ func testLease(t *testing.T, s store.Store) {
 	// The old owner, resuming, cannot write: the fence holds.
 	upd := *cred
 	upd.Ciphertext, upd.UpdatedAt = []byte("from-a"), now()
-	if ok, err := s.SaveRefreshed(ctx, upd, 1, "a"); err != nil || ok {
+	event := func(id string) store.AuditEvent {
+		return store.AuditEvent{ID: id, OrganizationID: o.ID, Actor: "system:refresh", Action: "credential.refresh",
+			TargetType: "source_connection", TargetID: conn.ID, CreatedAt: now()}
+	}
+	if ok, err := s.SaveRefreshed(ctx, upd, 1, "a", event("refresh-a")); err != nil || ok {
 		t.Fatalf("fenced-out save = %v, %v", ok, err)
 	}
 	upd.Ciphertext = []byte("from-b")
 	exp := now().Add(time.Hour)
 	upd.ExpiresAt, upd.Refreshable = &exp, true
-	if ok, err := s.SaveRefreshed(ctx, upd, 1, "b"); err != nil || !ok {
+	if ok, err := s.SaveRefreshed(ctx, upd, 1, "b", event("refresh-b")); err != nil || !ok {
 		t.Fatalf("save = %v, %v", ok, err)
 	}
 	got, _ := s.GetCredential(ctx, cred.ID)
@@ -484,8 +488,12 @@ func testLease(t *testing.T, s store.Store) {
 		t.Fatalf("after save = %+v", got)
 	}
 	// The lease was released with the save; version 1 is gone.
-	if ok, _ := s.SaveRefreshed(ctx, upd, 1, "b"); ok {
+	if ok, _ := s.SaveRefreshed(ctx, upd, 1, "b", event("refresh-b2")); ok {
 		t.Fatal("saved twice at the same version")
+	}
+	// The stored save, and only it, is on record.
+	if evs, err := s.ListAudit(ctx, o.ID, store.AuditFilter{Action: "credential.refresh"}); err != nil || len(evs) != 1 || evs[0].ID != "refresh-b" {
+		t.Fatalf("refresh audit events = %+v, %v; want the one stored save's", evs, err)
 	}
 	if _, ok, _ := s.TryLease(ctx, cred.ID, 2, "c", now(), now().Add(time.Minute)); !ok {
 		t.Fatal("lease not released by save")
