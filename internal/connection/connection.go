@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -519,6 +520,9 @@ func (s *Service) Token(ctx context.Context, orgID, id string, includeRefresh bo
 	}
 	p := f.Payload
 	if !includeRefresh {
+		// A copy without it: the payload may be shared (callers that joined
+		// one refresh, an auth provider's cached account) and is never changed.
+		p.Fields = maps.Clone(p.Fields)
 		delete(p.Fields, "refresh_token")
 	}
 	if err := audit.Record(audit.WithActor(ctx, audit.Actor{Name: who.Actor, RemoteAddr: who.RemoteAddr}), s.st, orgID, "credential.read", id, "connection"); err != nil {
