@@ -114,10 +114,11 @@ func (b *auditBatcher) drain() {
 	}
 }
 
-// auditInsert, followed by auditValues once per event with auditArgs,
-// stores audit events (the batcher, and SaveRefreshed in its transaction).
+// auditInsert, then "VALUES " and auditValues once per event (or a SELECT
+// of them), with auditArgs, stores audit events: the batcher's, and the one
+// SaveRefreshed writes with the refreshed credential.
 const (
-	auditInsert = `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at) VALUES `
+	auditInsert = `INSERT INTO audit_log (id, organization_id, actor, action, target_type, target_id, remote_addr, created_at) `
 	auditValues = "(?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
@@ -136,7 +137,7 @@ func (b *auditBatcher) write(batch []auditReq) {
 	// every audited request forever.
 	ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
 	defer cancel()
-	_, err := b.s.exec(ctx, b.s.w, auditInsert+strings.Join(vals, ", "), args...)
+	_, err := b.s.exec(ctx, b.s.w, auditInsert+"VALUES "+strings.Join(vals, ", "), args...)
 	err = b.s.wrap(err, "append audit")
 	for _, r := range batch {
 		r.err <- err
