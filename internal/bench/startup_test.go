@@ -99,10 +99,8 @@ func rssKiB(t *testing.T, pid int) int {
 	return 0
 }
 
-// seed copies one real connection (and its credential row) n times with
-// new ids. The copies carry the template's ciphertext, which would not
-// decrypt under their ids (the AD binds it to the original): startup reads
-// no credential, and nothing here does.
+// seed copies one real connection (and its credential row) n times into
+// the stopped server's SQLite file (see seedCopies).
 func seed(t *testing.T, dataDir, templateID string, n int) {
 	t.Helper()
 	st, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(dataDir, "valetkey.db"))
@@ -110,23 +108,7 @@ func seed(t *testing.T, dataDir, templateID string, n int) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	db := st.WriterDB()
-	q := fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
-		INSERT INTO source_connections (id, organization_id, collection_id, name, description, short_name, status, auth_method, config,
-			schedule, authenticated_at, created_at, modified_at, auth_provider_id, auth_provider_config, workspace_id)
-		SELECT 'bench-' || i, organization_id, collection_id, name || ' ' || i, description, short_name, status, auth_method, config,
-			schedule, authenticated_at, created_at, modified_at, auth_provider_id, auth_provider_config, workspace_id
-		FROM n, source_connections WHERE id = ?`, n)
-	if _, err := db.Exec(q, templateID); err != nil {
-		t.Fatal(err)
-	}
-	q = fmt.Sprintf(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
-		INSERT INTO credentials (id, organization_id, source_connection_id, kind, ciphertext, key_id, version, expires_at, created_at, updated_at, refreshable)
-		SELECT 'bench-cred-' || i, organization_id, 'bench-' || i, kind, ciphertext, key_id, version, expires_at, created_at, updated_at, refreshable
-		FROM n, credentials WHERE source_connection_id = ?`, n)
-	if _, err := db.Exec(q, templateID); err != nil {
-		t.Fatal(err)
-	}
+	seedCopies(t, st, templateID, n, nil)
 }
 
 func median(ds []time.Duration) time.Duration {
