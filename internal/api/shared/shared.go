@@ -218,6 +218,7 @@ func ToHTTP(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	e, ok := apperr.As(err)
 	if !ok && errors.Is(err, store.ErrUnavailable) {
+		log.WarnContext(ctx, "database unavailable", "error", err.Error()) // the driver's words, for the operator
 		e, ok = errDatabaseUnavailable(err), true
 	}
 	if !ok {

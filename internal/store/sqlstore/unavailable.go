@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -28,10 +29,15 @@ func unavailable(err error) bool {
 		return unavailableState(pe.Code)
 	}
 	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) { // no server error inside: refused, timed out, reset
+		return true
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false // the caller's own deadline or cancellation cut the statement short
+	}
 	var ne net.Error
 	switch {
-	case errors.As(err, &ce), // no server error inside: refused, timed out, reset
-		errors.As(err, &ne),
+	case errors.As(err, &ne),
 		errors.Is(err, driver.ErrBadConn),
 		errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, pgconn.ErrConnClosed),

@@ -48,6 +48,8 @@ func TestUnavailableClassifiesConnectionErrors(t *testing.T) {
 		{"no rows", sql.ErrNoRows, false},
 		{"other error", errors.New("boom"), false},
 		{"context canceled", context.Canceled, false},
+		{"statement cut by the caller's deadline", fmt.Errorf("timeout: %w", errors.Join(context.DeadlineExceeded,
+			&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded})), false},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
 		{"syntax error", &pgconn.PgError{Code: "42601"}, false},
 		{"bad password", &pgconn.PgError{Code: "28P01"}, false},
