@@ -90,8 +90,11 @@ func (s *Service) CreateFromTemplate(ctx context.Context, orgID, workspaceID, te
 	if err != nil {
 		return View{}, err
 	}
-	merged := map[string]any{}
+	var merged map[string]any
 	_ = json.Unmarshal(t.PartialDefaultConfig, &merged)
+	if merged == nil { // a template stored without defaults holds JSON null
+		merged = map[string]any{}
+	}
 	for k, v := range configuration {
 		merged[k] = v
 	}
