@@ -81,7 +81,7 @@ func New(d Deps) http.Handler {
 	r.Use(m.middleware)
 	r.Use(requestLog(d.Logger))
 	r.Use(middleware.StripSlashes)
-	r.Use(utf8Bodies)
+	r.Use(textInput)
 	r.Use(authenticate(d.Tenants))
 	if d.Embedded != nil {
 		r.Use(embedded.Middleware(d.Embedded))

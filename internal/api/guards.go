@@ -1,14 +1,18 @@
 package api
 
 // guards.go: request limits applied before handlers (rate limits per
-// caller, UTF-8 bodies).
+// caller, UTF-8 text without NUL in paths, queries and bodies).
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"math"
 	"net/http"
+	"net/url"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -16,7 +20,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/valetkey/valetkey/internal/api/shared"
+	"github.com/valetkey/valetkey/internal/apperr"
+	"github.com/valetkey/valetkey/internal/connection"
 	emb "github.com/valetkey/valetkey/internal/embedded"
+	"github.com/valetkey/valetkey/internal/web"
 )
 
 // rateLimiter gives each caller (API key, application, or end-user
@@ -104,14 +111,39 @@ func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 	})
 }
 
-// maxCheckedBody is how much of a JSON body utf8Bodies reads (the API's
+// maxCheckedBody is how much of a JSON body textInput reads (the API's
 // body limit; larger bodies are refused by the handlers with 413).
 const maxCheckedBody = 1 << 20
 
-// utf8Bodies refuses JSON request bodies that are not valid UTF-8 with a
-// 400, before a decoder silently replaces the bad bytes.
-func utf8Bodies(next http.Handler) http.Handler {
+// textInput refuses, before any handler, request text that a decoder would
+// silently change or a database could not store (Postgres text takes
+// neither NUL nor invalid UTF-8; SQLite would, so both backends answer
+// alike): a path that is not valid UTF-8 or holds a NUL names nothing
+// (404); such a query parameter is a 422 naming it; a JSON body that is
+// not valid UTF-8 is a 400, one with a \u0000 in a string a 422 naming
+// the field.
+func textInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !plainText(r.URL.Path) {
+			shared.WriteDetail(w, http.StatusNotFound, "Not Found")
+			return
+		}
+		q := apiQuery(r)
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			bad := !plainText(k)
+			for _, v := range q[k] {
+				bad = bad || !plainText(v)
+			}
+			if bad {
+				writeFieldError(w, apperr.Field("value_error", "Query parameter must be UTF-8 text without NUL characters", "query", k))
+				return
+			}
+		}
 		if r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxCheckedBody {
 			next.ServeHTTP(w, r)
 			return
@@ -125,6 +157,10 @@ func utf8Bodies(next http.Handler) http.Handler {
 			shared.WriteDetail(w, http.StatusBadRequest, "Request body is not valid UTF-8")
 			return
 		}
+		if len(b) <= maxCheckedBody && nulEscape(b) {
+			writeFieldError(w, apperr.Field("value_error", "Field must not contain a NUL character (\\u0000)", nulLoc(b)...))
+			return
+		}
 		// Hand on what was read and, for an over-limit body, the rest unread.
 		r.Body = struct {
 			io.Reader
@@ -132,4 +168,89 @@ func utf8Bodies(next http.Handler) http.Handler {
 		}{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// apiQuery is the query textInput checks: none on the browser pages, the
+// OAuth callback and the widget, which store no query value and whose
+// provider or host page may add parameters of its own.
+func apiQuery(r *http.Request) url.Values {
+	if r.URL.Path == connection.CallbackPath || r.URL.Path == web.WidgetPath {
+		return nil
+	}
+	return r.URL.Query()
+}
+
+// plainText reports whether s is valid UTF-8 without NUL characters.
+func plainText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// nulEscape reports whether JSON text b holds a \u0000 escape: one not
+// itself preceded by an escaping backslash.
+func nulEscape(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		k, n := i+j, 0
+		for p := k; p >= 0 && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 1 {
+			return true
+		}
+		i = k + 1
+	}
+}
+
+// nulLoc is the location of the first string (key or value) of JSON text b
+// that holds a NUL: ["body", keys and indexes...], or ["body"].
+func nulLoc(b []byte) []any {
+	var v any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if d.Decode(&v) == nil {
+		if loc := nulIn(v, []any{"body"}); loc != nil {
+			return loc
+		}
+	}
+	return []any{"body"}
+}
+
+func nulIn(v any, loc []any) []any {
+	switch x := v.(type) {
+	case string:
+		if strings.IndexByte(x, 0) >= 0 {
+			return loc
+		}
+	case []any:
+		for i, e := range x {
+			if l := nulIn(e, append(loc[:len(loc):len(loc)], i)); l != nil {
+				return l
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			at := append(loc[:len(loc):len(loc)], k)
+			if strings.IndexByte(k, 0) >= 0 {
+				return at
+			}
+			if l := nulIn(x[k], at); l != nil {
+				return l
+			}
+		}
+	}
+	return nil
+}
+
+// writeFieldError writes a 422 outside huma (middleware).
+func writeFieldError(w http.ResponseWriter, fe apperr.FieldError) {
+	b, _ := json.Marshal(map[string]any{"detail": []apperr.FieldError{fe}})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnprocessableEntity)
+	_, _ = w.Write(b)
 }
