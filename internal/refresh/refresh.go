@@ -35,7 +35,7 @@ type Store interface {
 	GetCredential(ctx context.Context, id string) (store.Credential, error)
 	TryLease(ctx context.Context, id string, version int64, owner string, now, until time.Time) (store.Credential, bool, error)
 	ReleaseLease(ctx context.Context, id, owner string) error
-	// SaveRefreshed also stores the refresh's audit event, in its transaction.
+	// SaveRefreshed also records the refresh's audit event (see store.Store).
 	SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string, ev store.AuditEvent) (bool, error)
 	MarkNeedsReauth(ctx context.Context, orgID, connectionID, credentialID, owner string, at time.Time) error
 	ListRefreshCandidates(ctx context.Context, before, now time.Time, limit int) ([]store.RefreshCandidate, error)
@@ -333,6 +333,10 @@ func (e *Engine) refreshLeased(ctx context.Context, stop <-chan struct{}, conn s
 	saved := cur
 	saved.Ciphertext, saved.KeyID, saved.ExpiresAt, saved.Refreshable, saved.UpdatedAt = ct, keyID, tok.ExpiresAt(sent), true, e.opt.Now().UTC()
 	ok, err := e.saveRefreshed(ctx, saved, cur.Version, audit.NewEvent(ctx, cur.OrganizationID, "credential.refresh", "source_connection", conn.ID, "refresh"))
+	if ok && err != nil {
+		e.log.ErrorContext(ctx, "audit record failed", "action", "credential.refresh", "error", err.Error())
+		err = nil // the tokens are stored
+	}
 	if err != nil {
 		// The provider has rotated; we could not store it. Nothing was
 		// overwritten: the old refresh token stays (it may still work, or
@@ -366,7 +370,7 @@ func (e *Engine) saveRefreshed(ctx context.Context, saved store.Credential, vers
 	wait := 50 * time.Millisecond
 	for {
 		ok, err := e.st.SaveRefreshed(ctx, saved, version, e.opt.Owner, ev)
-		if err == nil || !errors.Is(err, store.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+		if ok || err == nil || !errors.Is(err, store.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
 			return ok, err
 		}
 		e.log.WarnContext(ctx, "storing a refreshed token failed; retrying", "credential_id", saved.ID, "error", err.Error())

@@ -424,10 +424,11 @@ type Store interface {
 	// SaveRefreshed stores a refreshed credential (new ciphertext, expiry,
 	// refreshable) as version+1 and releases the lease, only if the row is
 	// still at version and leased by owner: the fencing that makes a slow or
-	// resumed refresher unable to overwrite newer state. The audit event ev
-	// is written in the same transaction (one commit; a refresh is on record
-	// exactly when it is stored). It reports whether the write happened; on
-	// false nothing changed.
+	// resumed refresher unable to overwrite newer state. It reports whether
+	// the write happened; on false nothing changed. The audit event ev is
+	// recorded when the write happens: on Postgres in the same statement (one
+	// commit), on SQLite through the audit group commit right after, so there
+	// true comes with an error if the event alone could not be written.
 	SaveRefreshed(ctx context.Context, c Credential, version int64, owner string, ev AuditEvent) (bool, error)
 	// MarkNeedsReauth sets the connection's status to needs_reauth and
 	// releases owner's lease on its credential, keeping the credential.

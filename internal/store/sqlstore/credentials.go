@@ -81,14 +81,13 @@ const saveRefreshed = `UPDATE credentials SET ciphertext = ?, key_id = ?, expire
 	WHERE id = ? AND version = ? AND lease_owner = ?`
 
 // SaveRefreshed writes the refreshed credential under the version fence,
-// and its audit event with it: one commit to wait for rather than the save's
-// and then the audit batch's.
+// and its audit event.
 func (s *Store) SaveRefreshed(ctx context.Context, c store.Credential, version int64, owner string, ev store.AuditEvent) (bool, error) {
 	args := []any{c.Ciphertext, int64(c.KeyID), utcPtr(c.ExpiresAt), boolInt(c.Refreshable), utc(c.UpdatedAt), c.ID, version, owner}
 	if s.f.name == "postgres" {
-		// One statement (one round trip, one WAL flush): the event is
-		// inserted once per row the fenced update wrote, so not at all when
-		// fenced out.
+		// One statement, so one commit to wait for (a WAL flush) rather than
+		// the save's and then the audit batch's: the event is inserted once
+		// per row the fenced update wrote, so not at all when fenced out.
 		res, err := s.exec(ctx, s.w, `WITH saved AS (`+saveRefreshed+` RETURNING 1) `+
 			auditInsert+`SELECT `+strings.Trim(auditValues, "()")+` FROM saved`, append(args, auditArgs(ev)...)...)
 		if err != nil {
@@ -97,23 +96,17 @@ func (s *Store) SaveRefreshed(ctx context.Context, c store.Credential, version i
 		n, err := res.RowsAffected()
 		return n == 1, s.wrap(err, "save refreshed credential")
 	}
-	// SQLite has no data-modifying WITH: the two writes in one transaction.
-	saved := false
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, saveRefreshed, args...)
-		if err != nil {
-			return s.wrap(err, "save refreshed credential")
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return s.wrap(err, "save refreshed credential") // fenced out: nothing to record
-		}
-		if _, err := s.exec(ctx, tx, auditInsert+"VALUES "+auditValues, auditArgs(ev)...); err != nil {
-			return s.wrap(err, "save refreshed credential: audit")
-		}
-		saved = true
-		return nil
-	})
-	return saved && err == nil, err
+	// SQLite has no data-modifying WITH, and its commits do not wait for the
+	// disk: a transaction would only add work on the one writer, while the
+	// audit group commit shares one INSERT between concurrent refreshes.
+	res, err := s.exec(ctx, s.w, saveRefreshed, args...)
+	if err != nil {
+		return false, s.wrap(err, "save refreshed credential")
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, s.wrap(err, "save refreshed credential") // fenced out: nothing to record
+	}
+	return true, s.audit.append(ctx, ev)
 }
 
 // MarkNeedsReauth flags the connection and releases the lease in one transaction.
