@@ -36,7 +36,7 @@ type Config struct {
 	// expiring within SweepWindow, at most SweepConcurrency at a time.
 	SweepInterval    time.Duration `env:"VALETKEY_REFRESH_SWEEP_INTERVAL" envDefault:"1m"`
 	SweepWindow      time.Duration `env:"VALETKEY_REFRESH_SWEEP_WINDOW" envDefault:"10m"`
-	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"32"`
+	SweepConcurrency int           `env:"VALETKEY_REFRESH_SWEEP_CONCURRENCY" envDefault:"16"`
 
 	// AllowPrivateTargets lets webhook deliveries reach loopback and private
 	// addresses (off by default: a subscriber could aim Valetkey inside).

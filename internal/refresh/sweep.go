@@ -19,11 +19,11 @@ type SweepOptions struct {
 	Window time.Duration
 	// Batch is how many candidates one pass takes. Default 500.
 	Batch int
-	// Concurrency bounds parallel refreshes. Default 32: against a real
+	// Concurrency bounds parallel refreshes. Default 16: against a real
 	// provider a refresh mostly waits for its answer (tens to hundreds of
 	// milliseconds), so the rate a pass reaches is about Concurrency divided
 	// by that latency; against a fast one, parallel commits share the
-	// database's flushes.
+	// database's flushes, while more than Postgres's pool (20) only queues.
 	Concurrency int
 	// Jitter spreads the start of each refresh over up to this long. Default 0.
 	Jitter time.Duration
@@ -37,7 +37,7 @@ func (o *SweepOptions) defaults() {
 		o.Batch = 500
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = 32
+		o.Concurrency = 16
 	}
 }
 
