@@ -478,7 +478,9 @@ func (e *Engine) fail(ctx context.Context, conn store.SourceConnection, cur stor
 		retry = oe.RetryAfter
 	}
 	if oe != nil {
-		e.breaker.failed(endpoint.TokenURL, e.opt.Now(), oe.RetryAfter)
+		now := e.opt.Now()
+		e.breaker.failed(endpoint.TokenURL, now, oe.RetryAfter)
+		retry = max(retry, e.breaker.openFor(endpoint.TokenURL, now)) // no sooner than the endpoint is tried again
 	}
 	e.log.WarnContext(ctx, "token refresh failed; will retry later", "source_connection_id", conn.ID, "source", conn.ShortName, "error", errText(err))
 	return &apperr.Error{Kind: apperr.KindUnavailable, Msg: "The provider's token endpoint is unavailable; retry later", RetryAfter: retry, Err: err}
