@@ -17,7 +17,7 @@ import (
 	"github.com/valetkey/valetkey/internal/vault"
 )
 
-const ingestN = 5000
+const ingestN = 20000
 
 // TestWriteIngestReport measures a full sync (records/s into the
 // collection store) on SQLite and Postgres, next to the baseline of paging

@@ -105,6 +105,15 @@ func (s *Store) UpsertRecords(ctx context.Context, recs []store.Record, jobID st
 		groups[k] = append(groups[k], r)
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if s.f.name == "postgres" {
+			// Plan these lookups for the table as it is now. A cached generic
+			// plan made while the table was nearly empty (a first sync) is a
+			// sequential scan, kept until the next ANALYZE: each page then
+			// reads every record stored so far (45 ms a page by 20,000).
+			if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
+				return s.wrap(err, "upsert records")
+			}
+		}
 		for k, rs := range groups {
 			existing := map[string][2]string{} // upstream id -> (id, hash)
 			args := []any{k.conn, k.entity}
