@@ -87,10 +87,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -400,6 +402,9 @@ func addSeeds(f *testing.F, routes []fuzzRoute) {
 		}
 		for _, b := range bodies {
 			f.Add(uint8(i), uint8(0), "", r.query, []byte(b))
+			for _, v := range fieldVariants(b) {
+				f.Add(uint8(i), uint8(0), "", r.query, v)
+			}
 		}
 		for j, b := range broken {
 			f.Add(uint8(i), uint8(j%3), "", "", []byte(b))
@@ -407,6 +412,40 @@ func addSeeds(f *testing.F, routes []fuzzRoute) {
 		f.Add(uint8(i), uint8(0), "../nope", "limit=0&skip=-1", []byte(bodies[0]))
 		f.Add(uint8(i), uint8(12), "%2e%2e", "limit=abc", []byte(bodies[0]))
 	}
+}
+
+// fieldVariants are copies of a JSON object body with each field, and each
+// field of an object field, left out or replaced by a value of another
+// kind: the missing and mistyped fields a decoder must answer with a 422.
+func fieldVariants(body string) [][]byte {
+	var obj map[string]any
+	if json.Unmarshal([]byte(body), &obj) != nil {
+		return nil
+	}
+	others := []any{nil, "", 1e30, []any{"x"}}
+	var out [][]byte
+	add := func(v map[string]any) {
+		b, _ := json.Marshal(v)
+		out = append(out, b)
+	}
+	var walk func(root, cur map[string]any)
+	walk = func(root, cur map[string]any) {
+		for _, k := range slices.Sorted(maps.Keys(cur)) {
+			old := cur[k]
+			delete(cur, k)
+			add(root)
+			for _, o := range others {
+				cur[k] = o
+				add(root)
+			}
+			cur[k] = old
+			if sub, ok := old.(map[string]any); ok && len(sub) > 0 {
+				walk(root, sub)
+			}
+		}
+	}
+	walk(obj, obj)
+	return out
 }
 
 // FuzzNativeRequests posts arbitrary bodies, path parameters and queries to
