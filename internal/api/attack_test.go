@@ -69,6 +69,14 @@ func TestAttacks(t *testing.T) {
 		}, 413, ""},
 		{"deeply nested JSON", func() testkit.Response { return raw("POST", "/collections", deep) }, 400, "exceeded max depth"},
 		{"invalid UTF-8", func() testkit.Response { return raw("POST", "/collections", "{\"name\": \"bad \xff\xfe name\"}") }, 400, "not valid UTF-8"},
+		// Text Postgres cannot store (NUL, invalid UTF-8) is refused on both backends alike.
+		{"NUL in a JSON string", func() testkit.Response {
+			return raw("POST", "/source-connections", `{"name": "Nul Stripe", "short_name": "stripe", "auth_fields": {"api_key": "sk_\u0000x"}}`)
+		}, 422, `"loc":["body","auth_fields","api_key"]`},
+		{"NUL in a query parameter", func() testkit.Response { return raw("GET", "/audit?actor=a%00b", "") }, 422, `"loc":["query","actor"]`},
+		{"invalid UTF-8 in a query parameter", func() testkit.Response { return raw("GET", "/source-connections?collection=%FF", "") }, 422, `"loc":["query","collection"]`},
+		{"invalid UTF-8 in a path", func() testkit.Response { return raw("GET", "/collections/a%FFb", "") }, 404, "Not Found"},
+		{"NUL in a path", func() testkit.Response { return raw("DELETE", "/oauth-apps/a%00b", "") }, 404, "Not Found"},
 		{"not JSON", func() testkit.Response {
 			return raw("POST", "/collections", "name=x", "Content-Type", "application/x-www-form-urlencoded")
 		}, 415, ""},
