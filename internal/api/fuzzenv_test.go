@@ -80,9 +80,11 @@ type fuzzEnv struct {
 }
 
 // guardNetwork makes every client that uses http.DefaultTransport (the
-// token, execute and revocation clients all do) refuse any address but
-// loopback, so that fuzzed inputs naming real providers never leave the
-// machine. It is restored when the fuzz target ends.
+// token, execute, revocation and auth provider clients all do) refuse any
+// address but loopback, so that fuzzed inputs naming real providers never
+// leave the machine. It is restored when the fuzz target ends. (Webhook
+// deliveries have their own transport: a subscription a request creates is
+// deleted before the next input.)
 func guardNetwork(tb testing.TB) {
 	orig := http.DefaultTransport
 	tr := orig.(*http.Transport).Clone()
@@ -133,6 +135,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		c.CatalogDir = dir
 		c.PipedreamBaseURL, c.ComposioBaseURL = pd.URL, cp.URL
 		c.LogLevel = "warn"
+		c.AllowPrivateTargets = false // fuzzed webhook URLs meet the production check
 		c.RefreshRequestTimeout = time.Second
 		c.Refresh.Backoff, c.Refresh.Attempts = time.Millisecond, 2
 		c.Providers.Backoff, c.Providers.Attempts = time.Millisecond, 2
@@ -357,8 +360,9 @@ func (e *fuzzEnv) ensure(tb testing.TB) (removed int) {
 		removed++
 	}
 	if !found {
-		// An event no fixture causes, so that no delivery is ever attempted.
-		w, secret, err := e.s.App.Webhooks.Create(ctx, e.org, "https://hooks.example.com/valetkey", []string{"source_connection.needs_reauth"})
+		// An event no fixture causes, at a reserved name (RFC 6761) that
+		// resolves nowhere, should a delivery ever be attempted.
+		w, secret, err := e.s.App.Webhooks.Create(ctx, e.org, "https://hooks.invalid/valetkey", []string{"source_connection.needs_reauth"})
 		if err != nil {
 			tb.Fatal(err)
 		}
