@@ -19,12 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valetkey/valetkey/internal/credential"
 	"github.com/valetkey/valetkey/internal/store"
-	"github.com/valetkey/valetkey/internal/store/sqlstore"
 	"github.com/valetkey/valetkey/internal/testkit"
 	"github.com/valetkey/valetkey/internal/testkit/hubspot"
-	"github.com/valetkey/valetkey/internal/vault"
 )
 
 // failFast bounds every answer, including those while the database is down:
@@ -503,16 +500,7 @@ func checkEveryCredential(t *testing.T, c *cluster, dbURL string, secrets map[st
 	oauthIDs []string, okReads map[string]int) int {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, _, err := vault.Open(filepath.Join(c.dataDir, "keyset.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := credential.Sealer{C: v}
+	st, sealer := openCluster(t, c, dbURL)
 	orgs, err := st.ListOrganizations(ctx)
 	if err != nil || len(orgs) != 1 {
 		t.Fatalf("organizations: %v %v", orgs, err)

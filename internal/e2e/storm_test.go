@@ -209,25 +209,33 @@ func TestCrashMidRefreshLosesNothing(t *testing.T) {
 // the connection's credential decrypts to a non-blank access and refresh token.
 func assertCredentialIntact(t *testing.T, c *cluster, id string) {
 	t.Helper()
-	st, err := sqlstore.Open(context.Background(), c.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, _, err := vault.Open(filepath.Join(c.dataDir, "keyset.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, sealer := openCluster(t, c, c.dbURL)
 	orgs, _ := st.ListOrganizations(context.Background())
 	cred, err := st.GetCredentialForConnection(context.Background(), orgs[0].ID, id)
 	if err != nil {
 		t.Fatalf("credential lost: %v", err)
 	}
-	p, err := credential.Sealer{C: v}.Open(cred)
+	p, err := sealer.Open(cred)
 	if err != nil {
 		t.Fatalf("credential does not decrypt: %v", err)
 	}
 	if strings.TrimSpace(p.Fields["access_token"].Reveal()) == "" || strings.TrimSpace(p.Fields["refresh_token"].Reveal()) == "" {
 		t.Fatal("credential is blank")
 	}
+}
+
+// openCluster opens the cluster's database (at dbURL) and keyset directly,
+// as an operator inspecting what the processes stored; closed at cleanup.
+func openCluster(t *testing.T, c *cluster, dbURL string) (*sqlstore.Store, credential.Sealer) {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, _, err := vault.Open(filepath.Join(c.dataDir, "keyset.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, credential.Sealer{C: v}
 }
