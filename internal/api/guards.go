@@ -140,7 +140,7 @@ func textInput(next http.Handler) http.Handler {
 				bad = bad || !plainText(v)
 			}
 			if bad {
-				writeFieldError(w, apperr.Field("value_error", "Query parameter must be UTF-8 text without NUL characters", "query", k))
+				shared.WriteFieldErrors(w, apperr.Field("value_error", "Query parameter must be UTF-8 text without NUL characters", "query", k))
 				return
 			}
 		}
@@ -158,7 +158,7 @@ func textInput(next http.Handler) http.Handler {
 			return
 		}
 		if len(b) <= maxCheckedBody && nulEscape(b) {
-			writeFieldError(w, apperr.Field("value_error", "Field must not contain a NUL character (\\u0000)", nulLoc(b)...))
+			shared.WriteFieldErrors(w, apperr.Field("value_error", "Field must not contain a NUL character (\\u0000)", nulLoc(b)...))
 			return
 		}
 		// Hand on what was read and, for an over-limit body, the rest unread.
@@ -245,12 +245,4 @@ func nulIn(v any, loc []any) []any {
 		}
 	}
 	return nil
-}
-
-// writeFieldError writes a 422 outside huma (middleware).
-func writeFieldError(w http.ResponseWriter, fe apperr.FieldError) {
-	b, _ := json.Marshal(map[string]any{"detail": []apperr.FieldError{fe}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnprocessableEntity)
-	_, _ = w.Write(b)
 }

@@ -282,8 +282,17 @@ func Principal(ctx context.Context) (tenant.Principal, error) {
 
 // WriteDetail writes {"detail": msg} outside huma (middleware).
 func WriteDetail(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"detail": msg})
+	writeBody(w, &ErrorBody{status: status, Detail: msg})
+}
+
+// WriteFieldErrors writes a 422 {"detail": [{loc, msg, type}...]} outside huma (middleware).
+func WriteFieldErrors(w http.ResponseWriter, fes ...apperr.FieldError) {
+	writeBody(w, &ErrorBody{status: http.StatusUnprocessableEntity, Detail: fes})
+}
+
+func writeBody(w http.ResponseWriter, e *ErrorBody) {
+	b, _ := json.Marshal(e)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(e.status)
 	_, _ = w.Write(b)
 }
