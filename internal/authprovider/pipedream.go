@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/catalog"
+	"github.com/valetkey/valetkey/internal/retryafter"
 	"github.com/valetkey/valetkey/internal/vault"
 )
 
@@ -257,7 +257,7 @@ func (h *httpDoer) do(ctx context.Context, build func() (*http.Request, error)) 
 			b, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 			if rerr == nil {
-				last = &answer{status: resp.StatusCode, body: b, retryAfter: parseRetryAfter(resp.Header.Get("Retry-After"))}
+				last = &answer{status: resp.StatusCode, body: b, retryAfter: retryafter.FromHeader(resp.Header)}
 			}
 		}
 		retryable := last == nil || err != nil || last.status >= 500 || last.status == http.StatusTooManyRequests
@@ -285,21 +285,6 @@ func (h *httpDoer) do(ctx context.Context, build func() (*http.Request, error)) 
 		delay *= 2
 		last = nil
 	}
-}
-
-func parseRetryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	var n int64
-	if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &n); err == nil && n >= 0 {
-		const most = int64(100 * 365 * 24 * time.Hour / time.Second) // more would wrap time.Duration
-		return time.Duration(min(n, most)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // unavailable turns a failed provider answer into 429 or 503 with Retry-After.

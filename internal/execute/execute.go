@@ -24,6 +24,7 @@ import (
 	"github.com/valetkey/valetkey/internal/apperr"
 	"github.com/valetkey/valetkey/internal/catalog"
 	"github.com/valetkey/valetkey/internal/refresh"
+	"github.com/valetkey/valetkey/internal/retryafter"
 	"github.com/valetkey/valetkey/internal/store"
 )
 
@@ -367,10 +368,8 @@ func upstreamError(r *upstream) error {
 	}
 	if r.status == http.StatusTooManyRequests || (r.status == http.StatusForbidden && r.header.Get("X-Ratelimit-Remaining") == "0") {
 		retry := 60 * time.Second
-		if n, err := strconv.ParseInt(r.header.Get("Retry-After"), 10, 64); err == nil && n >= 0 {
-			// At least a second (the answer's Retry-After must be positive), at
-			// most maxRetrySeconds (more would wrap time.Duration).
-			retry = time.Duration(min(max(n, 1), maxRetrySeconds)) * time.Second
+		if d, ok := retryafter.Parse(r.header.Get("Retry-After")); ok {
+			retry = max(d, time.Second) // the answer's Retry-After must be positive
 		} else if reset, err := strconv.ParseInt(r.header.Get("X-Ratelimit-Reset"), 10, 64); err == nil {
 			if d := time.Until(time.Unix(reset, 0)); d > 0 {
 				retry = d
@@ -384,9 +383,6 @@ func upstreamError(r *upstream) error {
 	}
 	return &apperr.Error{Kind: apperr.KindBadGateway, Msg: fmt.Sprintf("The provider answered HTTP %d%s", r.status, msg)}
 }
-
-// maxRetrySeconds caps a provider's Retry-After (100 years).
-const maxRetrySeconds = 100 * 365 * 24 * 3600
 
 // upstreamMessage picks a short message from a provider error body.
 func upstreamMessage(b []byte) string {

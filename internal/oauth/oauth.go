@@ -23,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/valetkey/valetkey/internal/catalog"
+	"github.com/valetkey/valetkey/internal/retryafter"
 	"github.com/valetkey/valetkey/internal/vault"
 )
 
@@ -232,7 +233,7 @@ func tokenRequest(ctx context.Context, hc *http.Client, e Endpoint, c Client, fo
 		}
 	}
 	if resp.StatusCode != http.StatusOK || raw.Error != "" || raw.AccessToken == "" {
-		e := &Error{Status: resp.StatusCode, Code: raw.Error, Description: raw.Description, RetryAfter: retryAfter(resp.Header)}
+		e := &Error{Status: resp.StatusCode, Code: raw.Error, Description: raw.Description, RetryAfter: retryafter.FromHeader(resp.Header)}
 		if e.Code == "" && resp.StatusCode == http.StatusOK {
 			e.Status = http.StatusBadGateway
 			e.Description = "token endpoint answered 200 without an access_token"
@@ -246,12 +247,8 @@ func tokenRequest(ctx context.Context, hc *http.Client, e Endpoint, c Client, fo
 	return t, nil
 }
 
-// maxSeconds caps a lifetime or delay a provider gives in seconds: beyond
-// it, the conversion to time.Duration would wrap (1e10 s became 0.3 s).
-const maxSeconds = int64(100 * 365 * 24 * time.Hour / time.Second)
-
 // parseExpiresIn accepts a JSON number or a numeric string (capped at
-// maxSeconds).
+// retryafter.MaxSeconds, past which a time.Duration would wrap).
 func parseExpiresIn(raw json.RawMessage) (int64, bool) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return 0, false
@@ -261,21 +258,7 @@ func parseExpiresIn(raw json.RawMessage) (int64, bool) {
 	if err != nil || !(f > 0) { // also refuses NaN
 		return 0, false
 	}
-	return int64(min(f, float64(maxSeconds))), true
-}
-
-func retryAfter(h http.Header) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return time.Duration(min(n, maxSeconds)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
+	return int64(min(f, float64(retryafter.MaxSeconds))), true
 }
 
 // scrub drops the request URL from transport errors: a token URL has no
